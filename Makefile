@@ -1,0 +1,42 @@
+# Two commands matter: `make run` and `make test`. Everything else is installed by them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint bench diagram check-config scenarios clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/orchestrator serve
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python -m tests.bench.run
+
+diagram: $(STAMP)
+	$(BIN)/orchestrator diagram
+
+check-config: $(STAMP)
+	$(BIN)/orchestrator check-config
+
+scenarios: $(STAMP)
+	$(BIN)/orchestrator scenarios run
+
+clean:
+	rm -rf $(VENV) .pgdata .pgtest
