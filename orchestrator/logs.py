@@ -1,0 +1,46 @@
+"""structlog set-up: JSON lines in production, pretty output on a terminal.
+
+Context (request id, app, conversation) is bound per request and per job through
+contextvars; every line has an `event`. Secrets never reach a log: config values are `Secret`
+objects that print as redacted, and the processor below masks token-like keys defensively.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+_SENSITIVE = ("token", "secret", "password", "authorization", "api_key", "signature")
+
+
+def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in list(event_dict):
+        if any(s in key.lower() for s in _SENSITIVE):
+            event_dict[key] = "***"
+    return event_dict
+
+
+def configure(*, json: bool | None = None, level: str = "INFO") -> None:
+    if json is None:
+        json = not sys.stderr.isatty()
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )

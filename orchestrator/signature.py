@@ -1,0 +1,22 @@
+"""HMAC-SHA256 signatures over raw bytes: Meta's `X-Hub-Signature-256` and our vendor header.
+
+Always over the raw body as received, never over re-serialised JSON (Meta signs its
+escaped-unicode form); compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+PREFIX = "sha256="
+
+
+def sign(secret: str, body: bytes) -> str:
+    return PREFIX + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, body: bytes, header: str | None) -> bool:
+    if not header or not secret or not header.startswith(PREFIX):
+        return False
+    return hmac.compare_digest(sign(secret, body).encode(), header.strip().lower().encode())

@@ -1,0 +1,188 @@
+-- Named queries: `-- name: <query_name>` starts one. Parameters are always bound.
+
+-- name: ensure_conversations
+-- Sorted so that two intakes creating the same new conversations never deadlock.
+INSERT INTO conversations (account_id, customer_id)
+SELECT DISTINCT a, c FROM unnest($1::text[], $2::text[]) AS t(a, c)
+WHERE c IS NOT NULL
+ORDER BY a, c
+ON CONFLICT (account_id, customer_id) DO NOTHING;
+
+-- name: insert_events
+INSERT INTO events (conversation_id, account_id, dedup_key, kind, source, received_by, mid,
+                    occurred_at, payload)
+SELECT c.id, t.account_id, t.dedup_key, t.kind, t.source, $9, t.mid, t.occurred_at, t.payload
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::timestamptz[], $8::jsonb[])
+     WITH ORDINALITY AS t(account_id, customer_id, dedup_key, kind, source, mid, occurred_at,
+                          payload, ord)
+LEFT JOIN conversations c ON c.account_id = t.account_id AND c.customer_id = t.customer_id
+ORDER BY t.ord
+ON CONFLICT (account_id, dedup_key) DO NOTHING
+RETURNING id, kind, conversation_id;
+
+-- name: erase_unsent
+-- Privacy: a customer's unsend erases the stored content of that mid at once, whichever of
+-- the message and the deletion arrived first. The deletion event itself is the tombstone.
+WITH gone AS (
+    SELECT DISTINCT d.account_id, d.mid FROM events d
+    WHERE d.kind = 'message_deleted' AND d.mid = ANY($1::text[])
+), erased_events AS (
+    UPDATE events e
+    SET payload = jsonb_build_object('erased', true, 'mid', e.mid), erased = true
+    FROM gone
+    WHERE e.account_id = gone.account_id AND e.mid = gone.mid
+      AND e.kind IN ('message', 'message_edit') AND NOT e.erased
+    RETURNING e.id
+)
+UPDATE messages m
+SET text = NULL, attachments = NULL, deleted_at = coalesce(m.deleted_at, now())
+FROM gone, conversations c
+WHERE m.conversation_id = c.id AND c.account_id = gone.account_id AND m.mid = gone.mid
+  AND m.direction = 'in' AND m.deleted_at IS NULL;
+
+-- name: insert_raw_delivery
+INSERT INTO raw_deliveries (app, body, problem) VALUES ($1, $2, $3) RETURNING id;
+
+-- name: notify_events
+SELECT pg_notify('orchestrator_events', '');
+
+-- name: claim_conversation
+-- The head of the queue: conversations with pending events, oldest first. The row lock is
+-- held for the whole processing transaction, so one conversation is never handled by two
+-- workers at once (any process, any machine); a crashed worker's lock dies with its session.
+WITH candidates AS (
+    SELECT conversation_id, min(id) AS first_id
+    FROM events
+    WHERE status = 'pending' AND conversation_id IS NOT NULL
+    GROUP BY conversation_id
+    ORDER BY first_id
+    LIMIT 64
+)
+SELECT c.id, c.account_id, c.customer_id, c.state, c.owner_app, c.view
+FROM conversations c JOIN candidates ON candidates.conversation_id = c.id
+ORDER BY candidates.first_id
+FOR UPDATE OF c SKIP LOCKED
+LIMIT 1;
+
+-- name: head_events
+-- Order rule: within a conversation, by the event's own timestamp (Meta may deliver out of
+-- order after failures), then by arrival.
+SELECT id, kind, source, received_by, mid, occurred_at, received_at, payload, erased
+FROM events
+WHERE conversation_id = $1 AND status = 'pending'
+ORDER BY occurred_at, id
+LIMIT $2;
+
+-- name: finish_event
+UPDATE events SET status = $2, processed_at = now(), result = $3, error = $4 WHERE id = $1;
+
+-- name: orphan_events
+-- Events that concern no conversation (app_roles, mentions): recorded, then marked done.
+UPDATE events SET status = 'done', processed_at = now(),
+                  result = jsonb_build_object('note', 'no conversation: recorded only')
+WHERE id IN (SELECT id FROM events WHERE status = 'pending' AND conversation_id IS NULL
+             ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED)
+RETURNING id, kind, account_id;
+
+-- name: update_conversation
+UPDATE conversations SET state = $2, owner_app = $3, view = $4, updated_at = now() WHERE id = $1;
+
+-- name: insert_message
+INSERT INTO messages (conversation_id, mid, direction, author, purpose, text, attachments,
+                      created_at, deleted_at, outbox_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (conversation_id, mid) WHERE mid IS NOT NULL DO NOTHING;
+
+-- name: queue_depth
+SELECT count(*) AS pending,
+       coalesce(extract(epoch FROM now() - min(received_at)), 0)::float8 AS oldest_age_s
+FROM events WHERE status = 'pending';
+
+-- name: outbox_depth
+SELECT count(*) FILTER (WHERE status IN ('pending', 'doing')) AS open,
+       count(*) FILTER (WHERE status = 'dead') AS dead
+FROM outbox;
+
+-- name: fire_due_timers
+-- Due timers become ordinary events of their conversation (occurred_at = due time), so they
+-- are processed in order with everything else. Deleting and inserting in one statement makes
+-- firing exactly-once even with many workers.
+WITH due AS (
+    DELETE FROM timers t
+    WHERE (t.conversation_id, t.kind) IN (
+        SELECT conversation_id, kind FROM timers WHERE due_at <= $1
+        ORDER BY due_at LIMIT 200 FOR UPDATE SKIP LOCKED)
+    RETURNING t.conversation_id, t.kind, t.due_at, t.generation
+)
+INSERT INTO events (conversation_id, account_id, dedup_key, kind, source, occurred_at, payload)
+SELECT d.conversation_id, c.account_id,
+       'timer:' || d.kind || ':' || d.conversation_id || ':' || d.generation || ':'
+           || extract(epoch FROM d.due_at)::text,
+       'timer', 'timer', d.due_at,
+       jsonb_build_object('timer', d.kind, 'generation', d.generation, 'due_at', d.due_at)
+FROM due JOIN conversations c ON c.id = d.conversation_id
+ON CONFLICT (account_id, dedup_key) DO NOTHING
+RETURNING id;
+
+-- name: insert_outbox
+INSERT INTO outbox (conversation_id, event_id, kind, app, payload, available_at)
+SELECT $1, $2, k, a, p, $6
+FROM unnest($3::text[], $4::text[], $5::jsonb[]) WITH ORDINALITY AS t(k, a, p, ord)
+ORDER BY ord;
+
+-- name: notify_outbox
+SELECT pg_notify('orchestrator_outbox', '');
+
+-- name: claim_outbox
+-- The head of each conversation's outbox, in order: a row is claimable only when no older
+-- row of its conversation is still open. Retries stay on the same row, so order holds.
+UPDATE outbox SET status = 'doing', attempts = attempts + 1, locked_at = now(), locked_by = $2
+WHERE id = (
+    SELECT o.id FROM outbox o
+    WHERE o.status = 'pending' AND o.available_at <= $1
+      AND NOT EXISTS (SELECT 1 FROM outbox p
+                      WHERE p.conversation_id = o.conversation_id
+                        AND p.status IN ('pending', 'doing') AND p.id < o.id)
+      AND NOT EXISTS (SELECT 1 FROM outbox d
+                      WHERE d.conversation_id = o.conversation_id AND d.status = 'doing')
+    ORDER BY o.available_at, o.id
+    FOR UPDATE SKIP LOCKED
+    LIMIT 1)
+RETURNING id, conversation_id, event_id, kind, app, payload, attempts;
+
+-- name: outbox_done
+UPDATE outbox SET status = 'done', done_at = now(), result = $2, locked_at = NULL,
+                  last_error = NULL
+WHERE id = $1;
+
+-- name: outbox_retry
+UPDATE outbox SET status = 'pending', available_at = $2, last_error = $3, locked_at = NULL
+WHERE id = $1;
+
+-- name: outbox_dead
+UPDATE outbox SET status = 'dead', done_at = now(), last_error = $2, locked_at = NULL
+WHERE id = $1;
+
+-- name: outbox_reap
+-- Rows left 'doing' by a dispatcher that died (every call it makes has a timeout far below
+-- this age) go back to 'pending'. This is the one window where a message can be sent twice.
+UPDATE outbox SET status = 'pending', locked_at = NULL,
+                  last_error = 'recovered from a dispatcher that stopped'
+WHERE status = 'doing' AND locked_at < now() - make_interval(secs => $1)
+RETURNING id;
+
+-- name: outbox_replay
+UPDATE outbox SET status = 'pending', attempts = 0, available_at = now(), last_error = NULL,
+                  done_at = NULL
+WHERE id = $1 AND status = 'dead'
+RETURNING id;
+
+-- name: outbox_dead_list
+SELECT id, conversation_id, kind, app, attempts, last_error, created_at, done_at, payload
+FROM outbox WHERE status = 'dead' AND ($1::text IS NULL OR app = $1)
+ORDER BY id DESC LIMIT $2;
+
+-- name: conversation_context
+SELECT c.id, c.account_id, c.customer_id, c.state, c.owner_app, c.view
+FROM conversations c WHERE c.id = $1;

@@ -1,0 +1,24 @@
+"""Typed application keys: every long-lived resource lives under one of these."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+from orchestrator.clock import Clock
+from orchestrator.config import Config
+from orchestrator.metrics import Metrics
+
+if TYPE_CHECKING:
+    from orchestrator.runtime import Runtime
+
+CONFIG = web.AppKey("config", Config)
+CLOCK = web.AppKey("clock", Clock)
+METRICS = web.AppKey("metrics", Metrics)
+POOL = web.AppKey("pool", asyncpg.Pool)
+DB_URL = web.AppKey("db_url", str)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+RUNTIME = web.AppKey("runtime", "Runtime")
