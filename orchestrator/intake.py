@@ -7,6 +7,7 @@ workers at commit; it is only a hint (workers poll too).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -76,7 +77,7 @@ async def store_rows(
         [r.source for r in rows],
         [r.mid for r in rows],
         [r.occurred_at for r in rows],
-        [r.payload for r in rows],
+        [json.dumps(r.payload, default=str) for r in rows],
         received_by,
     )
     # Covers both orders: a deletion erasing its message, and a message whose deletion

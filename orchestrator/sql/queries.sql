@@ -11,9 +11,10 @@ ON CONFLICT (account_id, customer_id) DO NOTHING;
 -- name: insert_events
 INSERT INTO events (conversation_id, account_id, dedup_key, kind, source, received_by, mid,
                     occurred_at, payload)
-SELECT c.id, t.account_id, t.dedup_key, t.kind, t.source, $9, t.mid, t.occurred_at, t.payload
+SELECT c.id, t.account_id, t.dedup_key, t.kind, t.source, $9, t.mid, t.occurred_at,
+       t.payload::jsonb
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-            $7::timestamptz[], $8::jsonb[])
+            $7::timestamptz[], $8::text[])
      WITH ORDINALITY AS t(account_id, customer_id, dedup_key, kind, source, mid, occurred_at,
                           payload, ord)
 LEFT JOIN conversations c ON c.account_id = t.account_id AND c.customer_id = t.customer_id
@@ -121,14 +122,14 @@ SELECT d.conversation_id, c.account_id,
            || extract(epoch FROM d.due_at)::text,
        'timer', 'timer', d.due_at,
        jsonb_build_object('timer', d.kind, 'generation', d.generation, 'due_at', d.due_at)
-FROM due JOIN conversations c ON c.id = d.conversation_id
+FROM due d JOIN conversations c ON c.id = d.conversation_id
 ON CONFLICT (account_id, dedup_key) DO NOTHING
 RETURNING id;
 
 -- name: insert_outbox
 INSERT INTO outbox (conversation_id, event_id, kind, app, payload, available_at)
-SELECT $1, $2, k, a, p, $6
-FROM unnest($3::text[], $4::text[], $5::jsonb[]) WITH ORDINALITY AS t(k, a, p, ord)
+SELECT $1, $2, k, a, p::jsonb, $6
+FROM unnest($3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS t(k, a, p, ord)
 ORDER BY ord;
 
 -- name: notify_outbox
@@ -186,3 +187,36 @@ ORDER BY id DESC LIMIT $2;
 -- name: conversation_context
 SELECT c.id, c.account_id, c.customer_id, c.state, c.owner_app, c.view
 FROM conversations c WHERE c.id = $1;
+
+-- name: list_conversations
+SELECT id, account_id, customer_id, state, owner_app, updated_at
+FROM conversations
+WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR account_id = $2)
+ORDER BY updated_at DESC, id DESC
+LIMIT $3;
+
+-- name: transcript
+SELECT id, mid, direction, author, purpose, text, attachments, created_at, deleted_at
+FROM messages WHERE conversation_id = $1 ORDER BY created_at, id;
+
+-- name: event_outcome
+SELECT status, result, error FROM events WHERE id = $1;
+
+-- name: event_by_dedup
+SELECT id FROM events WHERE account_id = $1 AND dedup_key = $2;
+
+-- name: set_timer
+INSERT INTO timers (conversation_id, kind, due_at, generation) VALUES ($1, $2, $3, $4)
+ON CONFLICT (conversation_id, kind) DO UPDATE SET due_at = $3, generation = $4;
+
+-- name: cancel_timer
+DELETE FROM timers WHERE conversation_id = $1 AND kind = $2;
+
+-- name: comment_info
+-- For private replies: when the comment was made, and whether we already answered it.
+SELECT (SELECT occurred_at FROM events
+        WHERE account_id = $1 AND kind IN ('comment', 'live_comment') AND dedup_key = 'comment:' || $2
+        LIMIT 1) AS comment_at,
+       EXISTS (SELECT 1 FROM outbox
+               WHERE conversation_id = $3 AND kind = 'private_reply'
+                 AND payload ->> 'comment_id' = $2 AND status <> 'dead') AS already_replied;

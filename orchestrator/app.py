@@ -1,0 +1,159 @@
+"""The composition root: config → resources → sub-apps → routes → background work.
+
+Nothing happens at import time. Every long-lived resource is a `cleanup_ctx` generator, so
+its setup and teardown sit side by side and run in order (aiohttp docs, "Cleanup Context").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+import asyncpg
+import structlog
+from aiohttp import web
+
+from orchestrator import api, health, webhooks
+from orchestrator.clock import Clock, SystemClock
+from orchestrator.config import Config
+from orchestrator.database import create_pool
+from orchestrator.graph import CallRecord, GraphClient, RateLimiter, RetryPolicy
+from orchestrator.metrics import Metrics
+from orchestrator.migrations import migrate
+from orchestrator.outbox import Dispatcher
+from orchestrator.policy import build_policy
+from orchestrator.processing import ConversationProcessor
+from orchestrator.runtime import Runtime
+from orchestrator.subapps import AppContext, load_subapp
+from orchestrator.typedefs import CLOCK, CONFIG, DB_URL, HTTP, METRICS, POOL, RUNTIME
+from orchestrator.worker import EventWorker
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(
+    config: Config,
+    *,
+    database_url: str,
+    clock: Clock | None = None,
+    background: bool = True,
+    graph_base_url: str | None = None,
+) -> web.Application:
+    """Build the service. `background=False` serves HTTP only (tests drive workers by hand);
+    `graph_base_url` points both Graph hosts at a simulator or test server."""
+    app = web.Application(client_max_size=config.service.max_body_bytes)
+    app[CONFIG] = config
+    app[CLOCK] = clock or SystemClock()
+    app[METRICS] = Metrics()
+    app[DB_URL] = database_url
+    app.cleanup_ctx.append(_pool_ctx)
+    app.cleanup_ctx.append(_http_ctx)
+    app.cleanup_ctx.append(_runtime_ctx(graph_base_url))
+    if background:
+        app.cleanup_ctx.append(_background_ctx)
+    webhooks_routes = [
+        web.get("/webhooks/{app}", webhooks.verify_subscription),
+        web.post("/webhooks/{app}", webhooks.receive),
+    ]
+    app.add_routes(webhooks_routes + health.routes + api.routes)
+    app.middlewares.append(api.error_middleware)
+    return app
+
+
+async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    pool = await create_pool(app[DB_URL], min_size=2, max_size=max(10, _needed(app[CONFIG])))
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    app[POOL] = pool
+    yield
+    await pool.close()
+
+
+def _needed(config: Config) -> int:
+    return config.service.workers + config.service.dispatchers + 6
+
+
+async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
+    # One ClientSession per process, created inside the running loop.
+    async with aiohttp.ClientSession() as session:
+        app[HTTP] = session
+        yield
+
+
+def _runtime_ctx(graph_base_url: str | None):  # type: ignore[no-untyped-def]
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        config, metrics = app[CONFIG], app[METRICS]
+
+        def on_call(record: CallRecord) -> None:
+            metrics.graph_latency.labels(record.method).observe(record.duration_s)
+
+        s = config.service
+        graph = GraphClient(
+            app[HTTP],
+            api_version=s.graph_api_version,
+            facebook_base_url=graph_base_url or s.facebook_graph_url,
+            instagram_base_url=graph_base_url or s.instagram_graph_url,
+            limiter=RateLimiter(),
+            on_call=on_call,
+        )
+        subapps = {}
+        for i, a in enumerate(config.apps):
+            handler = load_subapp(i, a, AppContext(app=a, config=config, http=app[HTTP]))
+            if handler is not None:
+                subapps[a.name] = handler
+        app[RUNTIME] = Runtime(
+            config=config,
+            pool=app[POOL],
+            clock=app[CLOCK],
+            metrics=metrics,
+            http=app[HTTP],
+            graph=graph,
+            policy=build_policy(config),
+            retry_policy=RetryPolicy(max_attempts=s.outbox_max_attempts),
+            subapps=subapps,
+        )
+        yield
+
+    return ctx
+
+
+async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Workers and dispatchers; LISTEN wakes them, polling guarantees progress."""
+    rt, config = app[RUNTIME], app[CONFIG]
+    stop = asyncio.Event()
+    event_wake, outbox_wake = asyncio.Event(), asyncio.Event()
+    listener: asyncpg.Connection = await asyncpg.connect(app[DB_URL])
+
+    def on_notify(_c: object, _pid: int, channel: str, _payload: str) -> None:
+        (event_wake if channel == "orchestrator_events" else outbox_wake).set()
+
+    await listener.add_listener("orchestrator_events", on_notify)
+    await listener.add_listener("orchestrator_outbox", on_notify)
+    processor = ConversationProcessor(rt)
+    tasks = [
+        asyncio.create_task(
+            EventWorker(rt.pool, processor, clock=rt.clock, metrics=rt.metrics,
+                        name=f"worker-{i}").run(stop, event_wake),
+            name=f"worker-{i}",
+        )  # fmt: skip
+        for i in range(config.service.workers)
+    ]
+    dispatchers = [Dispatcher(rt, name=f"dispatcher-{i}") for i in range(config.service.dispatchers)]
+    tasks += [asyncio.create_task(d.run(stop, outbox_wake), name=d.name) for d in dispatchers]
+    tasks.append(asyncio.create_task(_reaper(dispatchers[0], stop), name="reaper"))
+    yield
+    stop.set()
+    # In-flight work finishes (its final writes are shielded); nothing is abandoned half-done.
+    await asyncio.gather(*tasks, return_exceptions=True)
+    with contextlib.suppress(Exception):
+        await listener.close()
+
+
+async def _reaper(dispatcher: Dispatcher, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(Exception):
+            await dispatcher.reap()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 30)

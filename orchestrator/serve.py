@@ -1,0 +1,84 @@
+"""`orchestrator serve`: the service in the foreground until Ctrl-C.
+
+Starts the embedded PostgreSQL unless DATABASE_URL is set; in sandbox mode also the Meta
+simulator, with every app's webhook pointed at this service. On SIGINT/SIGTERM it stops
+accepting requests, lets workers and dispatchers finish what they hold (claimed work is either
+finished or rolled back and left claimable), then stops the embedded database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import structlog
+from aiohttp import web
+
+from orchestrator.app import create_app
+from orchestrator.config import Config
+from orchestrator.database import resolve
+
+log = structlog.get_logger("orchestrator")
+
+
+async def serve(config: Config) -> int:
+    target = resolve(os.environ, config.service.data_dir)
+    log.info(
+        "database",
+        url=target.display,
+        embedded=target.embedded,
+        hint=None if target.embedded else "DATABASE_URL is set",
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runners: list[web.AppRunner] = []
+    try:
+        graph_base_url = None
+        if config.sandbox:
+            from orchestrator.sandbox import start_simulator
+
+            sim_runner, graph_base_url = await start_simulator(config)
+            runners.append(sim_runner)
+        app = create_app(config, database_url=target.url, graph_base_url=graph_base_url)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, config.service.host, config.service.port)
+        await site.start()
+        runners.insert(0, runner)
+        s = config.service
+        log.info(
+            "listening",
+            url=f"http://{s.host}:{s.port}",
+            mode=s.mode,
+            workers=s.workers,
+            dispatchers=s.dispatchers,
+        )
+        for a in config.accounts:
+            log.info("account", name=a.name, instagram_account_id=a.instagram_account_id,
+                     page_id=a.page_id, locale=a.locale, login=a.login)  # fmt: skip
+        for a in config.apps:
+            log.info("app", name=a.name, app_id=a.app_id, role=a.role, kind=a.kind,
+                     receives=a.handler or a.url or "REST API only",
+                     webhook=f"{s.public_url}/webhooks/{a.name}")  # fmt: skip
+        if config.sandbox:
+            sim = f"http://127.0.0.1:{s.simulator_port}"
+            log.info(
+                "sandbox",
+                message="SANDBOX MODE: a local Meta simulator stands in for Meta; "
+                "no real credentials are used",
+                phone=f"{sim}/phone",
+                simulator=sim,
+                placeholders=len(config.generated_secrets),
+            )
+        await stop.wait()
+        log.info("shutting_down")
+    finally:
+        for r in runners:
+            await r.cleanup()
+        if target.server is not None:
+            target.server.cleanup()
+            log.info("embedded_database_stopped")
+    return 0
