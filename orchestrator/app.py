@@ -40,6 +40,7 @@ def create_app(
     clock: Clock | None = None,
     background: bool = True,
     graph_base_url: str | None = None,
+    poll_interval: float = 0.5,
 ) -> web.Application:
     """Build the service. `background=False` serves HTTP only (tests drive workers by hand);
     `graph_base_url` points both Graph hosts at a simulator or test server."""
@@ -52,7 +53,7 @@ def create_app(
     app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(_runtime_ctx(graph_base_url))
     if background:
-        app.cleanup_ctx.append(_background_ctx)
+        app.cleanup_ctx.append(_background_ctx(poll_interval))
     webhooks_routes = [
         web.get("/webhooks/{app}", webhooks.verify_subscription),
         web.post("/webhooks/{app}", webhooks.receive),
@@ -119,7 +120,15 @@ def _runtime_ctx(graph_base_url: str | None):  # type: ignore[no-untyped-def]
     return ctx
 
 
-async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
+def _background_ctx(poll_interval: float):  # type: ignore[no-untyped-def]
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async for _ in _background(app, poll_interval):
+            yield
+
+    return ctx
+
+
+async def _background(app: web.Application, poll_interval: float) -> AsyncIterator[None]:
     """Workers and dispatchers; LISTEN wakes them, polling guarantees progress."""
     rt, config = app[RUNTIME], app[CONFIG]
     stop = asyncio.Event()
@@ -135,12 +144,15 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(
             EventWorker(rt.pool, processor, clock=rt.clock, metrics=rt.metrics,
-                        name=f"worker-{i}").run(stop, event_wake),
+                        name=f"worker-{i}", poll_interval=poll_interval).run(stop, event_wake),
             name=f"worker-{i}",
         )  # fmt: skip
         for i in range(config.service.workers)
     ]
-    dispatchers = [Dispatcher(rt, name=f"dispatcher-{i}") for i in range(config.service.dispatchers)]
+    dispatchers = [
+        Dispatcher(rt, name=f"dispatcher-{i}", poll_interval=poll_interval)
+        for i in range(config.service.dispatchers)
+    ]
     tasks += [asyncio.create_task(d.run(stop, outbox_wake), name=d.name) for d in dispatchers]
     tasks.append(asyncio.create_task(_reaper(dispatchers[0], stop), name="reaper"))
     yield

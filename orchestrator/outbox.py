@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from orchestrator.graph import GraphError, NotThreadOwner, RetryPolicy
+from orchestrator.graph import GraphError, HttpDeliveryError, NotThreadOwner, RetryPolicy
 from orchestrator.intake import Row, store_rows
 from orchestrator.queries import q
 from orchestrator.runtime import Runtime
@@ -90,6 +90,8 @@ class Dispatcher:
             try:
                 result, follow_up = await self._perform(row, conv)
             except Exception as exc:
+                if not isinstance(exc, GraphError | HttpDeliveryError):
+                    log.exception("outbox_unexpected_error", kind=row["kind"])
                 await self._failed(row, conv, exc)
                 return
             async with rt.pool.acquire() as conn, conn.transaction():

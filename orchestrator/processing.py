@@ -158,6 +158,8 @@ class ConversationProcessor:
             ), typed
         if kind == "app_roles":
             return AppRolesChanged(at=at, roles=getattr(typed, "roles", {})), typed
+        if kind in ("comment", "live_comment") and typed.customer_id == conversation["account_id"]:
+            return None, typed  # the business's own comment reply: never a customer's activity
         if kind in _ACTIVITY:
             return CustomerActivity(
                 at=at,

@@ -37,12 +37,16 @@ async def serve(config: Config) -> int:
     runners: list[web.AppRunner] = []
     try:
         graph_base_url = None
+        clock = None
         if config.sandbox:
-            from orchestrator.sandbox import start_simulator
+            from orchestrator.sandbox import WorldClock, start_simulator
 
-            sim_runner, graph_base_url = await start_simulator(config)
+            sim_runner, graph_base_url, world = await start_simulator(config)
             runners.append(sim_runner)
-        app = create_app(config, database_url=target.url, graph_base_url=graph_base_url)
+            clock = WorldClock(world)  # /sim/clock/advance moves Meta's rules and our timers
+        app = create_app(
+            config, database_url=target.url, graph_base_url=graph_base_url, clock=clock
+        )
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, config.service.host, config.service.port)

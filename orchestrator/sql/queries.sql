@@ -76,7 +76,8 @@ ORDER BY occurred_at, id
 LIMIT $2;
 
 -- name: finish_event
-UPDATE events SET status = $2, processed_at = now(), result = $3, error = $4 WHERE id = $1;
+UPDATE events SET status = $2, processed_at = clock_timestamp(), result = $3, error = $4
+WHERE id = $1;
 
 -- name: orphan_events
 -- Events that concern no conversation (app_roles, mentions): recorded, then marked done.
@@ -220,3 +221,11 @@ SELECT (SELECT occurred_at FROM events
        EXISTS (SELECT 1 FROM outbox
                WHERE conversation_id = $3 AND kind = 'private_reply'
                  AND payload ->> 'comment_id' = $2 AND status <> 'dead') AS already_replied;
+
+-- name: quiescence
+-- Nothing left to do at the clock's `now`: no pending event, no effect due or in flight,
+-- no timer due. Work scheduled later (backoff, timers) waits for the clock.
+SELECT (SELECT count(*) FROM events WHERE status = 'pending')
+     + (SELECT count(*) FROM outbox
+        WHERE status = 'doing' OR (status = 'pending' AND available_at <= $1))
+     + (SELECT count(*) FROM timers WHERE due_at <= $1) AS busy;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -93,7 +94,7 @@ async def test_unknown_app_is_404(client: TestClient) -> None:
 
 async def test_oversize_body_is_413(client: TestClient, db_url: str) -> None:
     body, headers = signed(b'{"object":"instagram","entry":[],"pad":"' + b"x" * (1024 * 1024) + b'"}')
-    resp = await client.post("/webhooks/bot", data=body, headers=headers)
+    resp = await client.post("/webhooks/bot", data=io.BytesIO(body), headers=headers)
     assert resp.status == 413
     assert await count(db_url, "SELECT count(*) FROM events") == 0
 

@@ -1,0 +1,392 @@
+"""QA scenarios: YAML files of steps and expectations, run against the real service.
+
+Each scenario runs in a fresh database with the orchestrator and the Meta simulator on
+loopback ports (see `sandbox.py`), on a clock that moves only when a step says so. After
+every step the runner waits until nothing is left to do, then compares what it expects with
+what happened *during that step*: the conversation's state and owner, the messages the
+customer received (disclosures included), the Graph calls made, the deliveries each app
+received, and an action's refusal. The first difference is explained by step and field.
+
+Step keys (one per step, plus an optional `expect:` and `note:`):
+  say: "text"            | say: {text, quick_reply}   the customer writes
+  burst: ["a", "b", ...]                              several messages delivered together
+  react: {to: last_received | last_sent | <mid>, reaction: love}
+  unsend: last_sent | <mid>                           the customer unsends one of theirs
+  postback: PAYLOAD      comment: "text"              button tap / comment on a post
+  act: {app, type, ...}  an app's action (REST API when the app has an api_key)
+  inbox: take | reply | pass   (+ text / target_app) the Instagram Inbox, outside our apps
+  advance: 25h           move the shared clock (durations as in the config)
+  faults: {batch, redeliver, out_of_order, graph_5xx_rate}   Meta on a bad day
+Expectations:
+  state, owner (our view of the owner app), meta_owner (the simulator's owner app name),
+  received: [text | {contains}|{text, tag}]   exactly these, in order, during the step
+  received_count: N, graph: ["bot pass_thread_control", ...] exactly, in order
+  deliveries: {app: ["message", "standby:message", "handover_requested", ...]}
+  refused: <code> | null, status: <HTTP status of an act via the REST API>
+  transcript_deleted: N  (tombstones in our transcript)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+import tomllib
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import yaml
+
+from orchestrator.config import Config, build_config, parse_duration
+from orchestrator.intake import Row, store_rows
+from orchestrator.sandbox import Sandbox
+from orchestrator.simulator import Faults
+
+DEFAULT_DIR = Path("tests/scenarios")
+CUSTOMER = "4242424242424242"
+_KNOWN_STEPS = ("say", "burst", "react", "unsend", "postback", "comment", "act", "inbox",
+                "advance", "faults")  # fmt: skip
+
+
+class ScenarioError(Exception):
+    """The scenario file itself is wrong (not the product)."""
+
+
+@dataclass
+class StepResult:
+    index: int
+    label: str
+    ok: bool
+    problem: str | None = None
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    path: str
+    steps: list[StepResult] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(s.ok for s in self.steps)
+
+    @property
+    def first_failure(self) -> str | None:
+        if self.error:
+            return self.error
+        bad = next((s for s in self.steps if not s.ok), None)
+        return f"step {bad.index} ({bad.label}): {bad.problem}" if bad else None
+
+
+def load(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
+        raise ScenarioError(f"{path}: expected a mapping with a 'steps' list")
+    for i, step in enumerate(data["steps"], 1):
+        keys = [k for k in step if k in _KNOWN_STEPS] if isinstance(step, dict) else []
+        if len(keys) != 1:
+            raise ScenarioError(
+                f"{path}: step {i} needs exactly one of {', '.join(_KNOWN_STEPS)} (got {step!r})"
+            )
+    return data
+
+
+def scenario_config(overrides: Mapping[str, Any] | None) -> Config:
+    """The shipped default config (sandbox placeholders), with per-scenario overrides."""
+    path = Path(__file__).resolve().parent.parent / "config" / "orchestrator.toml"
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    data = _merge(data, dict(overrides or {}))
+    data.setdefault("service", {})["mode"] = "sandbox"
+    return build_config(data, f"{path} + scenario overrides", env={"ORCHESTRATOR_MODE": "sandbox"})
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+class Runner:
+    def __init__(self, sb: Sandbox, customer: str = CUSTOMER) -> None:
+        self.sb = sb
+        self.customer = customer
+        self.graph_seq = 0
+        self.outbox_id = 0
+        self.received_count = 0
+        self.last_status: int | None = None
+        self.last_refusal: str | None = None
+
+    async def run(self, data: Mapping[str, Any], result: ScenarioResult) -> None:
+        for i, step in enumerate(data["steps"], 1):
+            label = _label(step)
+            await self._mark()
+            try:
+                await self._do(step)
+                await self.sb.settle()
+                problem = await self._check(step.get("expect") or {})
+            except ScenarioError:
+                raise
+            except Exception as exc:  # the product misbehaved in a way the step did not expect
+                problem = f"{type(exc).__name__}: {exc}"
+            result.steps.append(StepResult(i, label, problem is None, problem))
+            if problem is not None:
+                return  # later steps would only report consequences of the first difference
+
+    async def _mark(self) -> None:
+        log = await self.sb.sim("GET", "/sim/log/graph")
+        self.graph_seq = max((c["seq"] for c in log["data"]), default=0)
+        self.outbox_id = await self.sb.pool.fetchval("SELECT coalesce(max(id), 0) FROM outbox")
+        view = await self.sb.sim("GET", f"/sim/customers/{self.customer}")
+        self.received_count = len(view["received"])
+        self.last_status = None
+        self.last_refusal = None
+
+    async def _do(self, step: Mapping[str, Any]) -> None:
+        sb, path = self.sb, f"/sim/customers/{self.customer}"
+        if "say" in step:
+            value = step["say"]
+            body = {"text": value} if isinstance(value, str) else {
+                "text": value.get("text"), "quick_reply_payload": value.get("quick_reply")}  # fmt: skip
+            await sb.sim("POST", f"{path}/say", body)
+        elif "burst" in step:
+            await sb.sim("POST", f"{path}/say", {"texts": [str(t) for t in step["burst"]]})
+        elif "react" in step:
+            spec = step["react"] if isinstance(step["react"], dict) else {"to": step["react"]}
+            mid = await self._mid(spec.get("to", "last_received"))
+            await sb.sim("POST", f"{path}/react", {"mid": mid, "reaction": spec.get("reaction", "love")})
+        elif "unsend" in step:
+            await sb.sim("POST", f"{path}/unsend", {"mid": await self._mid(step["unsend"] or "last_sent")})
+        elif "postback" in step:
+            await sb.sim("POST", f"{path}/postback", {"payload": step["postback"]})
+        elif "comment" in step:
+            await sb.sim("POST", f"{path}/comment", {"text": step["comment"]})
+        elif "inbox" in step:
+            spec = step["inbox"] if isinstance(step["inbox"], dict) else {"do": step["inbox"]}
+            body: dict[str, Any] = {k: v for k, v in spec.items() if k != "do"}
+            if "target_app" in body:
+                app = sb.config.app(body.pop("target_app"))
+                body["target_app_id"] = app.app_id if app else None
+            await sb.sim("POST", f"/sim/inbox/{self.customer}/{spec['do']}", body)
+        elif "advance" in step:
+            sb.world.advance(parse_duration(step["advance"]).total_seconds())
+        elif "faults" in step:
+            await sb.sim("POST", "/sim/faults", dict(step["faults"]))
+        elif "act" in step:
+            await self._act(dict(step["act"]))
+
+    async def _act(self, spec: dict[str, Any]) -> None:
+        app_name = spec.pop("app", None)
+        app = self.sb.config.app(str(app_name))
+        if app is None:
+            raise ScenarioError(f"act: unknown app {app_name!r}")
+        if "text" in spec and spec.get("type", "reply") == "reply":
+            spec = {"type": "reply", "message": {"text": spec.pop("text")}, **spec}
+        row = await self.sb.conversation(self.customer)
+        if row is None:
+            raise ScenarioError("act: no conversation yet (let the customer write first)")
+        if app.api_key:
+            status, data = await self.sb.api(
+                "POST", f"/api/v1/conversations/{row['id']}/actions", app.name, spec
+            )
+            self.last_status = status
+            self.last_refusal = data.get("error", {}).get("code") if status >= 400 else None
+            return
+        # Apps without an API key (in-process bots) act through the same queue directly.
+        key = f"action:scenario:{uuid.uuid4().hex}"
+        account = self.sb.config.accounts[0].instagram_account_id
+        async with self.sb.pool.acquire() as conn, conn.transaction():
+            await store_rows(conn, [Row(account, self.customer, key, "action", "action", None,
+                                        self.sb.clock.now(), {"app": app.name, "action": spec})],
+                             app.name)  # fmt: skip
+        await self.sb.settle()
+        result = await self.sb.pool.fetchval(
+            "SELECT result FROM events WHERE dedup_key = $1", key
+        )
+        refusal = (result or {}).get("refusal")
+        self.last_refusal = refusal["code"] if refusal else None
+
+    async def _mid(self, ref: str) -> str:
+        view = await self.sb.sim("GET", f"/sim/customers/{self.customer}")
+        if ref == "last_received":
+            return str(view["received"][-1]["mid"])
+        if ref == "last_sent":
+            return str(view["sent"][-1]["mid"])
+        return ref
+
+    async def _check(self, expect: Mapping[str, Any]) -> str | None:
+        sb = self.sb
+        row = await sb.conversation(self.customer)
+        view = await sb.sim("GET", f"/sim/customers/{self.customer}")
+        for key in expect:
+            if key not in _EXPECT_KEYS:
+                raise ScenarioError(f"unknown expectation {key!r}; use {', '.join(_EXPECT_KEYS)}")
+        if "state" in expect:
+            actual = row["state"] if row else None
+            if actual != expect["state"]:
+                return f"expected state {expect['state']!r}, actual {actual!r}"
+        if "owner" in expect:
+            actual = row["owner_app"] if row else None
+            if actual != expect["owner"]:
+                return f"expected owner {expect['owner']!r}, actual {actual!r}"
+        if "meta_owner" in expect:
+            actual = view.get("owner_app_name")
+            if actual != expect["meta_owner"]:
+                return f"expected Meta's thread owner {expect['meta_owner']!r}, actual {actual!r}"
+        new = view["received"][self.received_count :]
+        if "received_count" in expect and len(new) != expect["received_count"]:
+            return (f"expected {expect['received_count']} message(s) received, actual "
+                    f"{len(new)}: {[m.get('text') for m in new]}")  # fmt: skip
+        if "received" in expect:
+            problem = _compare_received(expect["received"], new)
+            if problem:
+                return problem
+        if "graph" in expect:
+            log = await sb.sim("GET", f"/sim/log/graph?since={self.graph_seq}")
+            actual_calls = [f"{c['app']} {c['path'].rstrip('/').rsplit('/', 1)[-1]}"
+                            for c in log["data"] if c["seq"] > self.graph_seq
+                            and c["method"] == "POST"]  # fmt: skip
+            if actual_calls != list(expect["graph"]):
+                return f"expected Graph calls {list(expect['graph'])}, actual {actual_calls}"
+        if "deliveries" in expect:
+            rows = await sb.pool.fetch(
+                "SELECT app, payload FROM outbox WHERE kind = 'deliver' AND id > $1 ORDER BY id",
+                self.outbox_id,
+            )
+            for app, wanted in dict(expect["deliveries"]).items():
+                got = [("standby:" if r["payload"].get("standby") else "")
+                       + str(r["payload"]["event"].get("type") or r["payload"]["event"].get("kind"))
+                       for r in rows if r["app"] == app]  # fmt: skip
+                if got != list(wanted or []):
+                    return f"expected deliveries to {app} {list(wanted or [])}, actual {got}"
+        if "refused" in expect and self.last_refusal != expect["refused"]:
+            return f"expected refusal {expect['refused']!r}, actual {self.last_refusal!r}"
+        if "status" in expect and self.last_status != expect["status"]:
+            return f"expected HTTP status {expect['status']}, actual {self.last_status}"
+        if "transcript_deleted" in expect:
+            n = await sb.pool.fetchval(
+                "SELECT count(*) FROM messages WHERE deleted_at IS NOT NULL AND text IS NULL"
+            )
+            if n != expect["transcript_deleted"]:
+                return f"expected {expect['transcript_deleted']} erased message(s), actual {n}"
+        return None
+
+
+_EXPECT_KEYS = ("state", "owner", "meta_owner", "received", "received_count", "graph",
+                "deliveries", "refused", "status", "transcript_deleted")  # fmt: skip
+
+
+def _compare_received(wanted: Sequence[Any], got: Sequence[Mapping[str, Any]]) -> str | None:
+    texts = [m.get("text") for m in got]
+    if len(wanted) != len(got):
+        return f"expected {len(wanted)} message(s) received {list(wanted)}, actual {texts}"
+    for i, (w, m) in enumerate(zip(wanted, got, strict=True)):
+        text = m.get("text") or ""
+        if isinstance(w, str):
+            ok = text == w
+        elif isinstance(w, Mapping):
+            ok = ("contains" not in w or str(w["contains"]) in text) and (
+                "text" not in w or text == w["text"]) and (
+                "tag" not in w or m.get("tag") == w["tag"])  # fmt: skip
+        else:
+            raise ScenarioError(f"received[{i}]: expected a string or a mapping, got {w!r}")
+        if not ok:
+            return f"received message {i + 1}: expected {w!r}, actual {text!r} (all: {texts})"
+    return None
+
+
+def _label(step: Mapping[str, Any]) -> str:
+    if step.get("note"):
+        return str(step["note"])
+    key = next(k for k in step if k in _KNOWN_STEPS)
+    value = step[key]
+    short = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return f"{key} {short}"[:70]
+
+
+async def run_file(path: Path, database_url: str) -> ScenarioResult:
+    started = time.perf_counter()
+    result = ScenarioResult(name=path.stem, path=str(path))
+    try:
+        data = load(path)
+        result.name = str(data.get("name") or path.stem)
+        config = scenario_config(data.get("config"))
+        faults = Faults(**data["faults"]) if data.get("faults") else None
+        async with Sandbox(config, database_url, faults=faults) as sb:
+            await Runner(sb).run(data, result)
+    except ScenarioError as exc:
+        result.error = str(exc)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def render(result: ScenarioResult) -> str:
+    lines = [f"{'PASS' if result.ok else 'FAIL'}  {result.name}  ({result.path}, "
+             f"{result.seconds:.1f}s)"]  # fmt: skip
+    for s in result.steps:
+        lines.append(f"   {s.index:>3}  {'ok ' if s.ok else 'ERR'}  {s.label}")
+        if s.problem:
+            lines.append(f"             → {s.problem}")
+    if result.error:
+        lines.append(f"         scenario error: {result.error}")
+    return "\n".join(lines)
+
+
+def discover(paths: Sequence[str]) -> list[Path]:
+    targets = [Path(p) for p in paths] or [DEFAULT_DIR]
+    files: list[Path] = []
+    for t in targets:
+        files.extend(sorted(t.glob("*.yaml")) if t.is_dir() else [t])
+    return files
+
+
+async def run_cli(paths: Sequence[str]) -> int:
+    """`orchestrator scenarios run [PATHS]`: a table per scenario, non-zero on any failure."""
+    import os
+
+    from orchestrator.database import resolve
+
+    files = discover(paths)
+    if not files:
+        print("no scenario files found", file=sys.stderr)
+        return 2
+    target = resolve(os.environ, ".pgtest")
+    failures = 0
+    for path in files:
+        name = f"scenario_{uuid.uuid4().hex[:10]}"
+        admin = await asyncpg.connect(target.url)
+        try:
+            await admin.execute(f"CREATE DATABASE {name}")
+        finally:
+            await admin.close()
+        base, _, query = target.url.partition("?")
+        url = f"{base.rpartition('/')[0]}/{name}" + (f"?{query}" if query else "")
+        try:
+            result = await run_file(path, url)
+        finally:
+            admin = await asyncpg.connect(target.url)
+            try:
+                await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            finally:
+                await admin.close()
+        print(render(result))
+        if not result.ok:
+            failures += 1
+            print(f"   first difference: {result.first_failure}")
+    print(f"{len(files) - failures} passed, {failures} failed")
+    if target.server is not None:
+        target.server.cleanup()
+    return 1 if failures else 0

@@ -1,0 +1,53 @@
+"""A faithful local Meta: Graph API + webhook sender for one Instagram business account.
+
+Point the orchestrator's Graph base URL at `create_simulator_app(...)` and drive customers,
+the Instagram Inbox, the clock and faults through `/sim/...` or the `/phone` page.
+"""
+
+from orchestrator.simulator.server import (
+    RUNTIME_KEY,
+    WORLD_KEY,
+    SimRuntime,
+    create_simulator_app,
+    run_simulator,
+)
+from orchestrator.simulator.webhooks import (
+    DeliveryPolicy,
+    Faults,
+    encode_body,
+    sign,
+    verify_signature,
+)
+from orchestrator.simulator.world import (
+    INSTAGRAM_INBOX_APP_ID,
+    PAGE_INBOX_APP_ID,
+    GraphError,
+    Outcome,
+    SimApp,
+    SimConfig,
+    SimError,
+    WebhookEvent,
+    World,
+)
+
+__all__ = [
+    "INSTAGRAM_INBOX_APP_ID",
+    "PAGE_INBOX_APP_ID",
+    "RUNTIME_KEY",
+    "WORLD_KEY",
+    "DeliveryPolicy",
+    "Faults",
+    "GraphError",
+    "Outcome",
+    "SimApp",
+    "SimConfig",
+    "SimError",
+    "SimRuntime",
+    "WebhookEvent",
+    "World",
+    "create_simulator_app",
+    "encode_body",
+    "run_simulator",
+    "sign",
+    "verify_signature",
+]

@@ -1,0 +1,143 @@
+"""Triggers: what happened to a conversation, as the state machine's inputs.
+
+Every trigger carries `at`, a timezone-aware datetime: the event's own time (Meta's timestamp
+for webhooks, the arrival time for app actions, the due time for timers). `event` fields hold
+the webhook event's JSON and are passed through unchanged to the sub-apps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from state_machines.actions import Action
+from state_machines.model import TimerKind, require_aware
+
+# Meta sends app ids as numbers or strings (PLATFORM 2.8); the machine normalises them to str.
+AppId = str | int
+
+
+def _empty() -> Mapping[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerMessage:
+    """A message from the customer (never an echo). Always (re)opens the messaging window."""
+
+    at: datetime
+    mid: str
+    text: str | None = None
+    quick_reply_payload: str | None = None
+    has_attachments: bool = False
+    event: Mapping[str, Any] = field(default_factory=_empty)
+
+    def __post_init__(self) -> None:
+        require_aware(self.at, "CustomerMessage.at")
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerActivity:
+    """Any other customer event: postback, reaction, read, referral, message_edit,
+    message_deleted, comment (the edge decides `opens_window`, PLATFORM 4.5)."""
+
+    at: datetime
+    kind: str
+    opens_window: bool
+    event: Mapping[str, Any] = field(default_factory=_empty)
+    payload: str | None = None  # a postback's payload (may escalate)
+
+    def __post_init__(self) -> None:
+        require_aware(self.at, "CustomerActivity.at")
+
+
+@dataclass(frozen=True, slots=True)
+class Echo:
+    """A message sent from the business side: by one of our apps, a foreign inbox, or the
+    Instagram app itself (then `app_id` is None)."""
+
+    at: datetime
+    app_id: AppId | None
+    mid: str | None = None
+    event: Mapping[str, Any] = field(default_factory=_empty)
+
+    def __post_init__(self) -> None:
+        require_aware(self.at, "Echo.at")
+
+
+@dataclass(frozen=True, slots=True)
+class AppAction:
+    """An action from one of our sub-apps (in-process handler or vendor over REST)."""
+
+    at: datetime
+    app: str
+    action: Action
+    request_id: str | None = None
+
+    def __post_init__(self) -> None:
+        require_aware(self.at, "AppAction.at")
+
+
+@dataclass(frozen=True, slots=True)
+class MetaHandover:
+    """A `messaging_handovers` webhook (PLATFORM 2.8). App ids may be numbers or strings."""
+
+    at: datetime
+    kind: Literal["pass", "take", "request"]
+    previous_owner_app_id: AppId | None = None
+    new_owner_app_id: AppId | None = None
+    requested_owner_app_id: AppId | None = None
+    metadata: str | None = None
+    event: Mapping[str, Any] = field(default_factory=_empty)
+
+    def __post_init__(self) -> None:
+        require_aware(self.at, "MetaHandover.at")
+
+
+@dataclass(frozen=True, slots=True)
+class AppRolesChanged:
+    """An `app_roles` webhook (PLATFORM 2.10): app id → roles."""
+
+    at: datetime
+    roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        require_aware(self.at, "AppRolesChanged.at")
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """A durable timer came due; `generation` is the one it was set with."""
+
+    at: datetime
+    kind: TimerKind
+    generation: int
+
+    def __post_init__(self) -> None:
+        require_aware(self.at, "TimerFired.at")
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerReconciled:
+    """Meta's answer to `thread_owner`, asked by the edge after Meta refused for ownership;
+    None means the thread is idle."""
+
+    at: datetime
+    owner_app_id: AppId | None
+
+    def __post_init__(self) -> None:
+        require_aware(self.at, "OwnerReconciled.at")
+
+
+Trigger = (
+    CustomerMessage
+    | CustomerActivity
+    | Echo
+    | AppAction
+    | MetaHandover
+    | AppRolesChanged
+    | TimerFired
+    | OwnerReconciled
+)

@@ -1,0 +1,137 @@
+"""`make bench`: throughput figures on loopback (prints numbers; asserts nothing).
+
+1. Ingress: signed single-message webhooks POSTed with 64 concurrent connections to the real
+   service (signature check, parse, one batched insert per request), workers off.
+2. Processing: the stored events drained by the event workers (state machine + outbox rows).
+3. Batches: POSTs of 50 items each, to show the per-item cost of one transaction.
+Every loop is bounded by count; only 127.0.0.1 is contacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+from orchestrator.app import create_app
+from orchestrator.clock import SystemClock
+from orchestrator.database import resolve
+from orchestrator.metrics import Metrics
+from orchestrator.processing import ConversationProcessor
+from orchestrator.sandbox import _free_port
+from orchestrator.signature import sign
+from orchestrator.typedefs import RUNTIME
+from orchestrator.worker import EventWorker
+from tests.conftest import ACCOUNT_ID, TEST_ENV, make_config
+
+REQUESTS = int(os.environ.get("BENCH_REQUESTS", "5000"))
+CONCURRENCY = 64
+CUSTOMERS = 200
+
+
+def body(n: int, items: int = 1) -> bytes:
+    messaging = [
+        {
+            "sender": {"id": f"77{(n * items + i) % CUSTOMERS:014d}"},
+            "recipient": {"id": ACCOUNT_ID},
+            "timestamp": 1764400000000 + n * items + i,
+            "message": {"mid": f"aWdfYmVuY2g{uuid.uuid4().hex}", "text": "Hallo, Öffnungszeiten?"},
+        }
+        for i in range(items)
+    ]
+    entry = {"id": ACCOUNT_ID, "time": 1764400000000, "messaging": messaging}
+    return json.dumps({"object": "instagram", "entry": [entry]}).encode()
+
+
+async def post_all(url: str, bodies: list[bytes]) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for b in bodies:
+        queue.put_nowait(b)
+    secret = TEST_ENV["BOT_APP_SECRET"]
+    conn = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(connector=conn) as session:
+
+        async def client() -> None:
+            while not queue.empty():
+                b = queue.get_nowait()
+                t = time.perf_counter()
+                async with session.post(url, data=b, headers={"X-Hub-Signature-256": sign(secret, b)}) as r:
+                    await r.read()
+                    if r.status != 200:
+                        raise RuntimeError(f"HTTP {r.status}")
+                latencies.append(time.perf_counter() - t)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
+        return time.perf_counter() - start, latencies
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))] * 1000
+
+
+async def main() -> int:
+    target = resolve(os.environ, str(Path(".pgtest").resolve()))
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(target.url)
+    await admin.execute(f"CREATE DATABASE {name}")
+    await admin.close()
+    base, _, query = target.url.partition("?")
+    db_url = f"{base.rpartition('/')[0]}/{name}" + (f"?{query}" if query else "")
+    config = make_config()
+    try:
+        app = create_app(config, database_url=db_url, background=False)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        port = _free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        url = f"http://127.0.0.1:{port}/webhooks/bot"
+        print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, "
+              f"{'embedded' if target.embedded else 'external'} PostgreSQL")
+        await post_all(url, [body(i) for i in range(200)])  # warm-up
+        elapsed, lat = await post_all(url, [body(i) for i in range(200, 200 + REQUESTS)])
+        print(f"ingress, 1 item/POST:   {REQUESTS / elapsed:8.0f} req/s   p50 {pct(lat, .5):5.1f} ms"
+              f"   p99 {pct(lat, .99):5.1f} ms   ({REQUESTS} requests, {CONCURRENCY} connections)")
+        n_batches = max(REQUESTS // 50, 20)
+        elapsed, lat = await post_all(url, [body(10**6 + i, 50) for i in range(n_batches)])
+        print(f"ingress, 50 items/POST: {n_batches * 50 / elapsed:8.0f} items/s "
+              f"p50 {pct(lat, .5):5.1f} ms   p99 {pct(lat, .99):5.1f} ms")
+        rt = app[RUNTIME]
+        pending = await rt.pool.fetchval("SELECT count(*) FROM events WHERE status = 'pending'")
+        processor = ConversationProcessor(rt)
+        workers = [EventWorker(rt.pool, processor, clock=SystemClock(), metrics=Metrics(),
+                               name=f"bench-{i}") for i in range(config.service.workers)]  # fmt: skip
+
+        async def drain(w: EventWorker) -> None:
+            while await w.run_once():
+                pass
+
+        start = time.perf_counter()
+        await asyncio.gather(*(drain(w) for w in workers))
+        elapsed = time.perf_counter() - start
+        done = await rt.pool.fetchval("SELECT count(*) FROM events WHERE status = 'done'")
+        rows = await rt.pool.fetchval("SELECT count(*) FROM outbox")
+        print(f"processing:             {done / elapsed:8.0f} events/s  ({pending} events, "
+              f"{config.service.workers} workers, {rows} outbox rows written)")
+        await runner.cleanup()
+    finally:
+        admin = await asyncpg.connect(target.url)
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+        if target.server is not None:
+            target.server.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

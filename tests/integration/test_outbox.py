@@ -1,0 +1,153 @@
+"""Outbox dispatcher on real PostgreSQL, with aioresponses standing in for Meta and a real
+loopback port for an unreachable vendor: order, backoff, dead letters, reconciliation."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from orchestrator.clock import ManualClock
+from orchestrator.config import Config
+from orchestrator.database import create_pool
+from orchestrator.graph import GraphClient, RetryPolicy
+from orchestrator.metrics import Metrics
+from orchestrator.outbox import Dispatcher
+from orchestrator.policy import build_policy
+from orchestrator.runtime import Runtime
+from orchestrator.sandbox import _free_port
+from orchestrator.subapps import AppContext, load_subapp
+from tests.conftest import ACCOUNT_ID, config_data, make_config
+from tests.meta_mock import MetaMock
+
+GRAPH = "https://graph.facebook.com"
+SEND = re.compile(r"^https://graph\.facebook\.com/v25\.0/\d+/messages.*$")
+OWNER = re.compile(r"^https://graph\.facebook\.com/v25\.0/\d+/thread_owner.*$")
+CUSTOMER = "5550000000000009"
+
+
+def vendor_config() -> Config:
+    data = config_data()
+    data["apps"][1]["url"] = f"http://127.0.0.1:{_free_port()}/unreachable"  # nothing listens
+    data["apps"][1]["signing_secret"] = "${SUPPORT_SIGNING_SECRET}"
+    return make_config(data)
+
+
+@pytest.fixture
+async def runtime(db_url: str) -> AsyncIterator[Runtime]:
+    config = vendor_config()
+    pool = await create_pool(db_url, min_size=1, max_size=4)
+    async with aiohttp.ClientSession() as http:
+        rt = Runtime(
+            config=config, pool=pool, clock=ManualClock(datetime(2026, 11, 2, 9, tzinfo=UTC)),
+            metrics=Metrics(), http=http, graph=GraphClient(http), policy=build_policy(config),
+            retry_policy=RetryPolicy(max_attempts=3), subapps={},
+        )  # fmt: skip
+        for i, a in enumerate(config.apps):
+            handler = load_subapp(i, a, AppContext(app=a, config=config, http=http))
+            if handler is not None:
+                rt.subapps[a.name] = handler
+        yield rt
+    await pool.close()
+
+
+async def add_rows(pool: asyncpg.Pool, rows: list[tuple[str, str, dict[str, Any]]]) -> int:
+    cid = await pool.fetchval(
+        "INSERT INTO conversations (account_id, customer_id) VALUES ($1, $2) "
+        "ON CONFLICT (account_id, customer_id) DO UPDATE SET state = conversations.state RETURNING id",
+        ACCOUNT_ID, CUSTOMER,
+    )  # fmt: skip
+    for kind, app, payload in rows:
+        await pool.execute(
+            "INSERT INTO outbox (conversation_id, kind, app, payload, available_at) "
+            "VALUES ($1, $2, $3, $4::jsonb, '-infinity')",
+            cid, kind, app, payload,
+        )  # fmt: skip
+    return int(cid)
+
+
+def send(text: str) -> tuple[str, str, dict[str, Any]]:
+    return ("send_message", "bot", {"message": {"text": text}, "messaging_type": "RESPONSE",
+                                    "tag": None, "purpose": "reply"})  # fmt: skip
+
+
+async def statuses(pool: asyncpg.Pool) -> list[tuple[str, int]]:
+    return [(r["status"], r["attempts"]) for r in await pool.fetch("SELECT status, attempts FROM outbox ORDER BY id")]
+
+
+async def test_rows_of_a_conversation_are_sent_in_order(runtime: Runtime) -> None:
+    await add_rows(runtime.pool, [send("eins"), send("zwei"), send("drei")])
+    with MetaMock() as meta:
+        for i in range(3):
+            meta.post(SEND, payload={"recipient_id": CUSTOMER, "message_id": f"m{i}"})
+        d = Dispatcher(runtime)
+        while await d.run_once():
+            pass
+        bodies = [c.kwargs.get("json") or json.loads(c.kwargs["data"])
+                  for (_m, _u), cs in meta.requests.items() for c in cs]  # fmt: skip
+    assert [b["message"]["text"] for b in bodies] == ["eins", "zwei", "drei"]
+    assert await statuses(runtime.pool) == [("done", 1)] * 3
+    transcript = await runtime.pool.fetch("SELECT text, mid FROM messages ORDER BY id")
+    assert [(r["text"], r["mid"]) for r in transcript] == [("eins", "m0"), ("zwei", "m1"), ("drei", "m2")]
+
+
+async def test_rate_limit_613_backs_off_on_the_same_row_and_holds_order(runtime: Runtime) -> None:
+    await add_rows(runtime.pool, [send("eins"), send("zwei")])
+    limited = {"error": {"message": "(#613) Calls to this api have exceeded the rate limit.",
+                         "type": "OAuthException", "code": 613, "fbtrace_id": "Ax"}}  # fmt: skip
+    with MetaMock() as meta:
+        meta.post(SEND, status=400, payload=limited)
+        d = Dispatcher(runtime)
+        assert await d.run_once()
+        assert not await d.run_once()  # "zwei" waits behind "eins", which is backing off
+        row = await runtime.pool.fetchrow("SELECT status, attempts, available_at, last_error FROM outbox ORDER BY id LIMIT 1")
+        assert row["status"] == "pending" and row["attempts"] == 1
+        assert (row["available_at"] - runtime.clock.now()).total_seconds() >= 30
+        assert "613" in row["last_error"] or "rate" in row["last_error"].lower()
+        meta.post(SEND, payload={"recipient_id": CUSTOMER, "message_id": "m1"})
+        meta.post(SEND, payload={"recipient_id": CUSTOMER, "message_id": "m2"})
+        runtime.clock.advance(3600)  # type: ignore[attr-defined]
+        while await d.run_once():
+            pass
+    assert await statuses(runtime.pool) == [("done", 2), ("done", 1)]
+
+
+async def test_not_thread_owner_reconciles_instead_of_retrying(runtime: Runtime) -> None:
+    await add_rows(runtime.pool, [send("eins")])
+    not_owner = {"error": {"message": "(#100) This person is not the owner of the thread",
+                           "type": "OAuthException", "code": 100, "error_subcode": 2534037}}  # fmt: skip
+    with MetaMock() as meta:
+        meta.post(SEND, status=400, payload=not_owner)
+        meta.get(OWNER, payload={"data": [{"thread_owner": {"app_id": "1217981644879628"}}]})
+        d = Dispatcher(runtime)
+        await d.run_once()
+        calls = [str(u) for (_m, u) in meta.requests]
+    assert any("thread_owner" in c for c in calls)
+    assert await statuses(runtime.pool) == [("dead", 1)]
+    event = await runtime.pool.fetchrow("SELECT kind, payload FROM events WHERE kind = 'owner_reconciled'")
+    assert event["payload"]["owner_app_id"] == "1217981644879628"
+
+
+async def test_unreachable_vendor_is_retried_in_order_then_dead_lettered(runtime: Runtime) -> None:
+    delivery = ("deliver", "support", {"event": {"type": "message", "text": "hi"}, "standby": False})
+    await add_rows(runtime.pool, [delivery, send("after the delivery")])
+    d = Dispatcher(runtime)
+    with MetaMock(passthrough=["http://127.0.0.1"]) as meta:
+        meta.post(SEND, payload={"recipient_id": CUSTOMER, "message_id": "m1"})
+        for attempt in (1, 2):
+            assert await d.run_once()
+            assert await statuses(runtime.pool) == [("pending", attempt), ("pending", 0)]
+            assert not await d.run_once()  # nothing overtakes the delivery being retried
+            runtime.clock.advance(3600)  # type: ignore[attr-defined]
+        assert await d.run_once()  # third attempt: the policy gives up
+        assert (await statuses(runtime.pool))[0] == ("dead", 3)
+        assert await d.run_once()  # the next row proceeds
+    assert await statuses(runtime.pool) == [("dead", 3), ("done", 1)]
+    reason = await runtime.pool.fetchval("SELECT last_error FROM outbox ORDER BY id LIMIT 1")
+    assert "unreachable" in reason
