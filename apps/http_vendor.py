@@ -8,7 +8,6 @@ Anything else raises, and the outbox retries in order, then dead-letters with th
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -53,7 +52,7 @@ class HttpVendor:
                         if retry_after and retry_after.isdigit()
                         else None,
                     )
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise HttpDeliveryError(
                 0, f"vendor unreachable at {self.url}: {type(exc).__name__}: {exc}"
             ) from exc

@@ -115,11 +115,7 @@ async def list_conversations(request: web.Request) -> web.Response:
         q("list_conversations"), request.query.get("state"), request.query.get("account_id"), limit
     )
     return web.json_response(
-        {
-            "conversations": [
-                {**dict(r), "updated_at": r["updated_at"].isoformat()} for r in rows
-            ]
-        }
+        {"conversations": [{**dict(r), "updated_at": r["updated_at"].isoformat()} for r in rows]}
     )
 
 

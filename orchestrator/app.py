@@ -143,10 +143,16 @@ async def _background(app: web.Application, poll_interval: float) -> AsyncIterat
     processor = ConversationProcessor(rt)
     tasks = [
         asyncio.create_task(
-            EventWorker(rt.pool, processor, clock=rt.clock, metrics=rt.metrics,
-                        name=f"worker-{i}", poll_interval=poll_interval).run(stop, event_wake),
+            EventWorker(
+                rt.pool,
+                processor,
+                clock=rt.clock,
+                metrics=rt.metrics,
+                name=f"worker-{i}",
+                poll_interval=poll_interval,
+            ).run(stop, event_wake),
             name=f"worker-{i}",
-        )  # fmt: skip
+        )
         for i in range(config.service.workers)
     ]
     dispatchers = [

@@ -193,7 +193,9 @@ class _Reader:
             return None if default is ... else default
         return value
 
-    def secret(self, table: Mapping[str, Any], path: str, key: str, required: bool) -> Secret | None:
+    def secret(
+        self, table: Mapping[str, Any], path: str, key: str, required: bool
+    ) -> Secret | None:
         where = f"{path}.{key}"
         if key not in table:
             if required:
@@ -282,15 +284,11 @@ def _service(r: _Reader, t: Mapping[str, Any], mode: str) -> ServiceConfig:
         public_url=public_url.rstrip("/"),
         graph_api_version=r.get(t, "service", "graph_api_version", str, d.graph_api_version),
         facebook_graph_url=r.get(t, "service", "facebook_graph_url", str, d.facebook_graph_url),
-        instagram_graph_url=r.get(
-            t, "service", "instagram_graph_url", str, d.instagram_graph_url
-        ),
+        instagram_graph_url=r.get(t, "service", "instagram_graph_url", str, d.instagram_graph_url),
         workers=r.get(t, "service", "workers", int, d.workers),
         dispatchers=r.get(t, "service", "dispatchers", int, d.dispatchers),
         max_body_bytes=r.get(t, "service", "max_body_bytes", int, d.max_body_bytes),
-        outbox_max_attempts=r.get(
-            t, "service", "outbox_max_attempts", int, d.outbox_max_attempts
-        ),
+        outbox_max_attempts=r.get(t, "service", "outbox_max_attempts", int, d.outbox_max_attempts),
         simulator_port=r.get(t, "service", "simulator_port", int, d.simulator_port),
         data_dir=r.get(t, "service", "data_dir", str, d.data_dir),
     )
@@ -354,9 +352,21 @@ def _apps(r: _Reader, raw: Any) -> tuple[AppConfig, ...]:
     names: dict[str, int] = {}
     ids: dict[str, int] = {}
     allowed = {
-        "name", "app_id", "role", "kind", "app_secret", "verify_token", "page_token",
-        "api_key", "handler", "url", "signing_secret", "standby", "can_take", "options",
-    }  # fmt: skip
+        "name",
+        "app_id",
+        "role",
+        "kind",
+        "app_secret",
+        "verify_token",
+        "page_token",
+        "api_key",
+        "handler",
+        "url",
+        "signing_secret",
+        "standby",
+        "can_take",
+        "options",
+    }
     for i, t in enumerate(raw):
         p = f"apps[{i}]"
         if not isinstance(t, dict):
@@ -479,7 +489,9 @@ def _disclosure(
     no_agent = r.get(t, p, "no_agent_text", dict, {})
     default_locale = r.get(t, p, "default_locale", str, d.default_locale)
     if not text:
-        r.fail(f"{p}.text", 'is required: e.g. en = "You are chatting with an automated assistant."')
+        r.fail(
+            f"{p}.text", 'is required: e.g. en = "You are chatting with an automated assistant."'
+        )
     elif default_locale not in text:
         r.fail(f"{p}.default_locale", f"no disclosure text for {default_locale!r} in {p}.text")
     for i, acc in enumerate(accounts):

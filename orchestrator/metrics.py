@@ -16,9 +16,11 @@ class Metrics:
     def __post_init__(self) -> None:
         r = self.registry
         self.webhooks = Counter(
-            "orchestrator_webhooks", "Webhook POSTs by app and outcome", ["app", "outcome"],
+            "orchestrator_webhooks",
+            "Webhook POSTs by app and outcome",
+            ["app", "outcome"],
             registry=r,
-        )  # fmt: skip
+        )
         self.events_stored = Counter(
             "orchestrator_events_stored", "Events stored, by kind", ["kind"], registry=r
         )
@@ -26,9 +28,11 @@ class Metrics:
             "orchestrator_events_duplicate", "Redelivered events ignored by dedup", registry=r
         )
         self.events_processed = Counter(
-            "orchestrator_events_processed", "Events processed, by kind and outcome",
-            ["kind", "outcome"], registry=r,
-        )  # fmt: skip
+            "orchestrator_events_processed",
+            "Events processed, by kind and outcome",
+            ["kind", "outcome"],
+            registry=r,
+        )
         self.transitions = Counter(
             "orchestrator_transitions", "State transitions taken", ["transition"], registry=r
         )
@@ -36,9 +40,11 @@ class Metrics:
             "orchestrator_refusals", "Actions refused, by rule code", ["code"], registry=r
         )
         self.outbox = Counter(
-            "orchestrator_outbox", "Outbox rows finished, by kind and outcome",
-            ["kind", "outcome"], registry=r,
-        )  # fmt: skip
+            "orchestrator_outbox",
+            "Outbox rows finished, by kind and outcome",
+            ["kind", "outcome"],
+            registry=r,
+        )
         self.graph_errors = Counter(
             "orchestrator_graph_errors", "Graph API errors by code", ["code"], registry=r
         )
@@ -46,10 +52,11 @@ class Metrics:
             "orchestrator_graph_seconds", "Graph API call latency", ["method"], registry=r
         )
         self.processing_lag = Histogram(
-            "orchestrator_processing_lag_seconds", "Event received → processed",
+            "orchestrator_processing_lag_seconds",
+            "Event received → processed",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=r,
-        )  # fmt: skip
+        )
         self.queue_depth = Gauge(
             "orchestrator_queue_depth", "Events waiting to be processed", registry=r
         )

@@ -54,9 +54,10 @@ class Dispatcher:
             stopper = asyncio.ensure_future(stop.wait())
             try:
                 await asyncio.wait(
-                    {waiter, stopper}, timeout=self.poll_interval,
+                    {waiter, stopper},
+                    timeout=self.poll_interval,
                     return_when=asyncio.FIRST_COMPLETED,
-                )  # fmt: skip
+                )
             finally:
                 waiter.cancel()
                 stopper.cancel()
@@ -220,8 +221,13 @@ class Dispatcher:
             when = rt.clock.now() + timedelta(seconds=decision.delay)
             await rt.pool.execute(q("outbox_retry"), row["id"], when, decision.reason)
             rt.metrics.outbox.labels(row["kind"], "retry").inc()
-            log.warning("outbox_retry", kind=row["kind"], attempt=row["attempts"],
-                        delay_s=round(decision.delay, 2), reason=decision.reason)
+            log.warning(
+                "outbox_retry",
+                kind=row["kind"],
+                attempt=row["attempts"],
+                delay_s=round(decision.delay, 2),
+                reason=decision.reason,
+            )
             return
         reason = decision.reason
         follow_up: list[Row] = []

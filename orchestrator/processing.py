@@ -86,9 +86,18 @@ class ConversationProcessor:
         if event["erased"]:
             # Unsent before we got to it: keep a tombstone in the transcript, decide nothing.
             await conn.execute(
-                q("insert_message"), conversation["id"], event["mid"], "in", "customer", None,
-                None, None, event["occurred_at"], now, None,
-            )  # fmt: skip
+                q("insert_message"),
+                conversation["id"],
+                event["mid"],
+                "in",
+                "customer",
+                None,
+                None,
+                None,
+                event["occurred_at"],
+                now,
+                None,
+            )
             return {"note": "unsent by the customer before processing; content erased"}
         trigger, typed = await self._trigger(conn, conversation, event)
         if typed is not None and typed.kind in (EventKind.MESSAGE, EventKind.MESSAGE_ECHO):
@@ -124,8 +133,9 @@ class ConversationProcessor:
                     comment_at=info["comment_at"],
                     already_replied=info["already_replied"],
                 )
-            return AppAction(at=at, app=payload["app"], action=action,
-                             request_id=payload.get("request_id")), None  # fmt: skip
+            return AppAction(
+                at=at, app=payload["app"], action=action, request_id=payload.get("request_id")
+            ), None
         if kind == "timer":
             return TimerFired(at=at, kind=payload["timer"], generation=payload["generation"]), None
         if kind == "owner_reconciled":
@@ -144,8 +154,12 @@ class ConversationProcessor:
                 event=event_json,
             ), typed
         if kind == "message_echo":
-            return Echo(at=at, app_id=getattr(typed, "app_id", None),
-                        mid=getattr(typed, "mid", None), event=event_json), typed  # fmt: skip
+            return Echo(
+                at=at,
+                app_id=getattr(typed, "app_id", None),
+                mid=getattr(typed, "mid", None),
+                event=event_json,
+            ), typed
         if kind in _HANDOVER:
             return MetaHandover(
                 at=at,
@@ -208,8 +222,9 @@ class ConversationProcessor:
         payloads: list[dict[str, Any]] = []
         for effect in d.effects:
             if isinstance(effect, SetTimer):
-                await conn.execute(q("set_timer"), cid, effect.kind, effect.due_at,
-                                   effect.generation)  # fmt: skip
+                await conn.execute(
+                    q("set_timer"), cid, effect.kind, effect.due_at, effect.generation
+                )
             elif isinstance(effect, CancelTimer):
                 await conn.execute(q("cancel_timer"), cid, effect.kind)
             else:
@@ -219,8 +234,13 @@ class ConversationProcessor:
                     payloads.append(payload)
         if kinds:
             await conn.execute(
-                q("insert_outbox"), cid, row["id"], kinds, apps,
-                [json.dumps(p, default=str) for p in payloads], self.rt.clock.now(),
+                q("insert_outbox"),
+                cid,
+                row["id"],
+                kinds,
+                apps,
+                [json.dumps(p, default=str) for p in payloads],
+                self.rt.clock.now(),
             )
             await conn.execute(q("notify_outbox"))
         m = self.rt.metrics
@@ -266,19 +286,39 @@ def _outbox_rows(effect: Any) -> list[tuple[str, str, dict[str, Any]]]:
             "purpose": effect.purpose,
             "reply_to_mid": effect.reply_to_mid,
         }
-        return [("send_message", effect.app, {**base, "message": m})
-                for m in _split_message(dict(effect.message))]  # fmt: skip
+        return [
+            ("send_message", effect.app, {**base, "message": m})
+            for m in _split_message(dict(effect.message))
+        ]
     if isinstance(effect, PrivateReplyEffect):
-        return [("private_reply", effect.app,
-                 {"comment_id": effect.comment_id, "message": dict(effect.message)})]  # fmt: skip
+        return [
+            (
+                "private_reply",
+                effect.app,
+                {"comment_id": effect.comment_id, "message": dict(effect.message)},
+            )
+        ]
     if isinstance(effect, SenderAction):
-        return [("sender_action", effect.app,
-                 {"action": effect.action, "mid": effect.mid, "reaction": effect.reaction})]  # fmt: skip
+        return [
+            (
+                "sender_action",
+                effect.app,
+                {"action": effect.action, "mid": effect.mid, "reaction": effect.reaction},
+            )
+        ]
     if isinstance(effect, ThreadControl):
-        return [("thread_control", effect.app, {
-            "action": effect.action, "target_app_id": effect.target_app_id,
-            "metadata": effect.metadata, "duration_s": effect.duration_s,
-        })]  # fmt: skip
+        return [
+            (
+                "thread_control",
+                effect.app,
+                {
+                    "action": effect.action,
+                    "target_app_id": effect.target_app_id,
+                    "metadata": effect.metadata,
+                    "duration_s": effect.duration_s,
+                },
+            )
+        ]
     if isinstance(effect, Deliver):
         return [("deliver", effect.app, {"event": dict(effect.event), "standby": effect.standby})]
     raise TypeError(f"no outbox mapping for effect {type(effect).__name__}")

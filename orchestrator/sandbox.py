@@ -152,18 +152,18 @@ class Sandbox:
         self.world.advance(seconds)
         await self.settle()
 
-    async def settle(self, timeout: float = 20.0) -> None:
+    async def settle(self, limit_s: float = 20.0) -> None:
         """Wait until the simulator has delivered everything and the orchestrator has nothing
         left to do at the current time (stable across two consecutive checks)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + limit_s
         quiet = 0
         while quiet < 2:
             await self.sim_app[RUNTIME_KEY].dispatcher.flush()
             busy = await self.pool.fetchval(q("quiescence"), self.clock.now())
             quiet = quiet + 1 if busy == 0 else 0
             if loop.time() > deadline:
-                raise TimeoutError(f"the sandbox did not settle within {timeout}s ({busy} busy)")
+                raise TimeoutError(f"the sandbox did not settle within {limit_s}s ({busy} busy)")
             await asyncio.sleep(0.02)
 
     async def conversation(self, customer_id: str) -> Any:

@@ -359,6 +359,12 @@ async def run_cli(paths: Sequence[str]) -> int:
 
     from orchestrator.database import resolve
 
+    import logging
+
+    from orchestrator import logs
+
+    logs.configure(level="WARNING")  # the table is the output; the service's own log is noise
+    logging.getLogger("aiohttp").setLevel(logging.ERROR)
     files = discover(paths)
     if not files:
         print("no scenario files found", file=sys.stderr)

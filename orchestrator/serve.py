@@ -60,13 +60,25 @@ async def serve(config: Config) -> int:
             workers=s.workers,
             dispatchers=s.dispatchers,
         )
-        for a in config.accounts:
-            log.info("account", name=a.name, instagram_account_id=a.instagram_account_id,
-                     page_id=a.page_id, locale=a.locale, login=a.login)  # fmt: skip
-        for a in config.apps:
-            log.info("app", name=a.name, app_id=a.app_id, role=a.role, kind=a.kind,
-                     receives=a.handler or a.url or "REST API only",
-                     webhook=f"{s.public_url}/webhooks/{a.name}")  # fmt: skip
+        for acc in config.accounts:
+            log.info(
+                "account",
+                name=acc.name,
+                instagram_account_id=acc.instagram_account_id,
+                page_id=acc.page_id,
+                locale=acc.locale,
+                login=acc.login,
+            )
+        for app_cfg in config.apps:
+            log.info(
+                "app",
+                name=app_cfg.name,
+                app_id=app_cfg.app_id,
+                role=app_cfg.role,
+                kind=app_cfg.kind,
+                receives=app_cfg.handler or app_cfg.url or "REST API only",
+                webhook=f"{s.public_url}/webhooks/{app_cfg.name}",
+            )
         if config.sandbox:
             sim = f"http://127.0.0.1:{s.simulator_port}"
             log.info(

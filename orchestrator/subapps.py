@@ -78,7 +78,7 @@ def load_subapp(index: int, app: AppConfig, ctx: AppContext) -> SubApp | None:
     if target is None:
         raise SubAppLoadError(f"{where}: module {module_name!r} has no attribute {attr!r}")
     try:
-        instance = target(ctx) if inspect.isclass(target) else target
+        instance: Any = target(ctx) if inspect.isclass(target) else target
     except Exception as exc:
         raise SubAppLoadError(f"{where}: {app.handler} failed to start: {exc}") from exc
     if not isinstance(instance, SubApp) or not inspect.iscoroutinefunction(instance.handle):

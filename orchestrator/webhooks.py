@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import uuid
 
 import structlog
@@ -30,11 +31,16 @@ async def verify_subscription(request: web.Request) -> web.StreamResponse:
     params = request.query
     mode, token = params.get("hub.mode"), params.get("hub.verify_token", "")
     challenge = params.get("hub.challenge", "")
-    import hmac
 
-    if mode != "subscribe" or not hmac.compare_digest(token.encode(), app.verify_token.value.encode()):
+    if mode != "subscribe" or not hmac.compare_digest(
+        token.encode(), app.verify_token.value.encode()
+    ):
         log.warning("webhook_verification_refused", app=name, mode=mode)
-        return _error(403, "verification_failed", "hub.mode must be 'subscribe' and hub.verify_token must match the app's verify_token")
+        return _error(
+            403,
+            "verification_failed",
+            "hub.mode must be 'subscribe' and hub.verify_token must match the app's verify_token",
+        )
     log.info("webhook_verified", app=name)
     return web.Response(text=challenge, content_type="text/plain")
 
@@ -47,7 +53,10 @@ async def receive(request: web.Request) -> web.StreamResponse:
     if app is None:
         metrics.webhooks.labels("unknown", "unknown_app").inc()
         return _error(404, "unknown_app", f"no app named {name!r} is registered")
-    if request.content_length is not None and request.content_length > config.service.max_body_bytes:
+    if (
+        request.content_length is not None
+        and request.content_length > config.service.max_body_bytes
+    ):
         metrics.webhooks.labels(name, "too_large").inc()
         log.warning("webhook_too_large", size=request.content_length)
         return _error(413, "too_large", f"body over {config.service.max_body_bytes} bytes")
@@ -98,5 +107,9 @@ async def receive(request: web.Request) -> web.StreamResponse:
         problems=list(parsed.problems)[:10] or None,
     )
     return web.json_response(
-        {"stored": result.stored, "duplicates": result.duplicates, "problems": list(parsed.problems)}
+        {
+            "stored": result.stored,
+            "duplicates": result.duplicates,
+            "problems": list(parsed.problems),
+        }
     )

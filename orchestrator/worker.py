@@ -74,9 +74,10 @@ class EventWorker:
             stopper = asyncio.ensure_future(stop.wait())
             try:
                 await asyncio.wait(
-                    {waiter, stopper}, timeout=self.poll_interval,
+                    {waiter, stopper},
+                    timeout=self.poll_interval,
                     return_when=asyncio.FIRST_COMPLETED,
-                )  # fmt: skip
+                )
             finally:
                 waiter.cancel()
                 stopper.cancel()
@@ -90,8 +91,13 @@ class EventWorker:
             if fired:
                 log.info("timers_fired", count=len(fired))
             for rec in await conn.fetch(q("orphan_events")):
-                log.info("event_recorded", event_id=rec["id"], kind=rec["kind"],
-                         account_id=rec["account_id"], note="concerns no conversation")
+                log.info(
+                    "event_recorded",
+                    event_id=rec["id"],
+                    kind=rec["kind"],
+                    account_id=rec["account_id"],
+                    note="concerns no conversation",
+                )
             # Shielded: once claimed, finishing the transaction must not be torn by a
             # cancellation (shutdown waits for it; a crash rolls it back as a whole).
             done = await asyncio.shield(self._process_one_conversation(conn, now))

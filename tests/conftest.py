@@ -156,7 +156,9 @@ def fixture_body(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
 
 
-def signed(body: bytes | dict[str, Any], secret: str = TEST_ENV["BOT_APP_SECRET"]) -> tuple[bytes, dict[str, str]]:
+def signed(
+    body: bytes | dict[str, Any], secret: str = TEST_ENV["BOT_APP_SECRET"]
+) -> tuple[bytes, dict[str, str]]:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return raw, {"X-Hub-Signature-256": sign(secret, raw), "Content-Type": "application/json"}
 

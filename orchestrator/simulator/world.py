@@ -299,7 +299,7 @@ class Thread:
     created_at: float
     owner: str | None = None
     expires_at: float | None = None
-    last_customer_at: float | None = None  # opens the window; idle after 24 h (PLATFORM 1.3)
+    last_customer_at: float | None = None  # opens the messaging window
     updated_at: float = 0.0
     messages: list[Message] = field(default_factory=list)
     comments: list[Comment] = field(default_factory=list)
@@ -742,8 +742,8 @@ class World:
     def inbox_take(
         self, igsid: str, metadata: str | None = None, *, inbox_app_id: str = INSTAGRAM_INBOX_APP_ID
     ) -> Outcome:
-        """A human moves the thread to the Inbox: take webhook to the previous owner (after a
-        customer message that is at least the default app); none from an idle thread."""
+        """A human moves the thread to the Inbox: take webhook to the previous owner (often the
+        default app, which a customer message put in control); none from an idle thread."""
         thread = self._inbox_thread(igsid, inbox_app_id)
         hooks = self._take(thread, inbox_app_id, metadata)
         return Outcome({"owner_app_id": thread.owner}, hooks)

@@ -64,7 +64,9 @@ async def post_all(url: str, bodies: list[bytes]) -> tuple[float, list[float]]:
             while not queue.empty():
                 b = queue.get_nowait()
                 t = time.perf_counter()
-                async with session.post(url, data=b, headers={"X-Hub-Signature-256": sign(secret, b)}) as r:
+                async with session.post(
+                    url, data=b, headers={"X-Hub-Signature-256": sign(secret, b)}
+                ) as r:
                     await r.read()
                     if r.status != 200:
                         raise RuntimeError(f"HTTP {r.status}")
@@ -96,21 +98,31 @@ async def main() -> int:
         port = _free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         url = f"http://127.0.0.1:{port}/webhooks/bot"
-        print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, "
-              f"{'embedded' if target.embedded else 'external'} PostgreSQL")
+        print(
+            f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, "
+            f"{'embedded' if target.embedded else 'external'} PostgreSQL"
+        )
         await post_all(url, [body(i) for i in range(200)])  # warm-up
         elapsed, lat = await post_all(url, [body(i) for i in range(200, 200 + REQUESTS)])
-        print(f"ingress, 1 item/POST:   {REQUESTS / elapsed:8.0f} req/s   p50 {pct(lat, .5):5.1f} ms"
-              f"   p99 {pct(lat, .99):5.1f} ms   ({REQUESTS} requests, {CONCURRENCY} connections)")
+        print(
+            f"ingress, 1 item/POST:   {REQUESTS / elapsed:8.0f} req/s   p50 {pct(lat, 0.5):5.1f} ms"
+            f"   p99 {pct(lat, 0.99):5.1f} ms   ({REQUESTS} requests, {CONCURRENCY} connections)"
+        )
         n_batches = max(REQUESTS // 50, 20)
         elapsed, lat = await post_all(url, [body(10**6 + i, 50) for i in range(n_batches)])
-        print(f"ingress, 50 items/POST: {n_batches * 50 / elapsed:8.0f} items/s "
-              f"p50 {pct(lat, .5):5.1f} ms   p99 {pct(lat, .99):5.1f} ms")
+        print(
+            f"ingress, 50 items/POST: {n_batches * 50 / elapsed:8.0f} items/s "
+            f"p50 {pct(lat, 0.5):5.1f} ms   p99 {pct(lat, 0.99):5.1f} ms"
+        )
         rt = app[RUNTIME]
         pending = await rt.pool.fetchval("SELECT count(*) FROM events WHERE status = 'pending'")
         processor = ConversationProcessor(rt)
-        workers = [EventWorker(rt.pool, processor, clock=SystemClock(), metrics=Metrics(),
-                               name=f"bench-{i}") for i in range(config.service.workers)]  # fmt: skip
+        workers = [
+            EventWorker(
+                rt.pool, processor, clock=SystemClock(), metrics=Metrics(), name=f"bench-{i}"
+            )
+            for i in range(config.service.workers)
+        ]
 
         async def drain(w: EventWorker) -> None:
             while await w.run_once():
@@ -121,8 +133,10 @@ async def main() -> int:
         elapsed = time.perf_counter() - start
         done = await rt.pool.fetchval("SELECT count(*) FROM events WHERE status = 'done'")
         rows = await rt.pool.fetchval("SELECT count(*) FROM outbox")
-        print(f"processing:             {done / elapsed:8.0f} events/s  ({pending} events, "
-              f"{config.service.workers} workers, {rows} outbox rows written)")
+        print(
+            f"processing:             {done / elapsed:8.0f} events/s  ({pending} events, "
+            f"{config.service.workers} workers, {rows} outbox rows written)"
+        )
         await runner.cleanup()
     finally:
         admin = await asyncpg.connect(target.url)

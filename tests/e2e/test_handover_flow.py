@@ -50,7 +50,9 @@ async def conversation_id(sb: Sandbox) -> int:
 
 async def support(sb: Sandbox, verb: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
     cid = await conversation_id(sb)
-    status, data = await sb.api("POST", f"/api/v1/conversations/{cid}/{verb}", "support", body or {})
+    status, data = await sb.api(
+        "POST", f"/api/v1/conversations/{cid}/{verb}", "support", body or {}
+    )
     await sb.settle()
     return status, data
 
@@ -139,7 +141,9 @@ async def test_instagram_inbox_take_makes_state_follow(sandbox: Sandbox) -> None
     assert len(await graph_calls(sandbox, "bot")) == before
 
 
-async def test_bot_reply_25_hours_after_customer_is_refused_without_graph_call(sandbox: Sandbox) -> None:
+async def test_bot_reply_25_hours_after_customer_is_refused_without_graph_call(
+    sandbox: Sandbox,
+) -> None:
     await say(sandbox, "Hallo")
     before = len(await graph_calls(sandbox, "bot"))
     await sandbox.advance(25 * HOUR)
@@ -148,20 +152,37 @@ async def test_bot_reply_25_hours_after_customer_is_refused_without_graph_call(s
     from orchestrator.intake import Row, store_rows
 
     async with sandbox.pool.acquire() as conn, conn.transaction():
-        await store_rows(conn, [Row(
-            account_id=sandbox.config.accounts[0].instagram_account_id, customer_id=CUSTOMER,
-            dedup_key="late-bot-reply", kind="action", source="action", mid=None,
-            occurred_at=sandbox.clock.now(),
-            payload={"app": "bot", "action": {"type": "reply", "message": {"text": "Noch da?"}}},
-        )], "bot")  # fmt: skip
+        await store_rows(
+            conn,
+            [
+                Row(
+                    account_id=sandbox.config.accounts[0].instagram_account_id,
+                    customer_id=CUSTOMER,
+                    dedup_key="late-bot-reply",
+                    kind="action",
+                    source="action",
+                    mid=None,
+                    occurred_at=sandbox.clock.now(),
+                    payload={
+                        "app": "bot",
+                        "action": {"type": "reply", "message": {"text": "Noch da?"}},
+                    },
+                )
+            ],
+            "bot",
+        )
     await sandbox.settle()
-    result = await sandbox.pool.fetchval("SELECT result FROM events WHERE dedup_key = 'late-bot-reply'")
+    result = await sandbox.pool.fetchval(
+        "SELECT result FROM events WHERE dedup_key = 'late-bot-reply'"
+    )
     assert result["refusal"]["code"] == "window_closed"
     assert len(await graph_calls(sandbox, "bot")) == before
     assert cid
 
 
-async def test_human_message_at_3_days_carries_human_agent_tag_and_at_8_days_is_refused(db_url: str) -> None:
+async def test_human_message_at_3_days_carries_human_agent_tag_and_at_8_days_is_refused(
+    db_url: str,
+) -> None:
     data = config_data()
     data["handover"]["human_idle_timeout"] = "30d"  # the agent keeps the thread for the test
     async with Sandbox(make_config(data), db_url) as sandbox:
@@ -198,9 +219,13 @@ async def test_api_errors_are_clear(sandbox: Sandbox) -> None:
     assert status == 401
     status, data = await sandbox.api("GET", "/api/v1/conversations/999999", "support")
     assert status == 404
-    status, data = await sandbox.api("POST", f"/api/v1/conversations/{cid}/messages", "support", {"text": "Hi"})
+    status, data = await sandbox.api(
+        "POST", f"/api/v1/conversations/{cid}/messages", "support", {"text": "Hi"}
+    )
     assert status == 409 and data["error"]["code"] == "not_owner"
-    status, data = await sandbox.api("POST", f"/api/v1/conversations/{cid}/actions", "support", {"type": "dance"})
+    status, data = await sandbox.api(
+        "POST", f"/api/v1/conversations/{cid}/actions", "support", {"type": "dance"}
+    )
     assert status == 400
     status, data = await sandbox.api("GET", f"/api/v1/conversations/{cid}", "support")
     assert status == 200 and data["state"] == "bot" and data["transcript"][0]["text"] == "Hallo"

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from orchestrator.app import create_app
 from orchestrator.config import Config
-from tests.conftest import ACCOUNT_ID, TEST_ENV, fixture_body, signed
+from tests.conftest import ACCOUNT_ID, TEST_ENV, fixture_body, signed, wait_for
 
 
 @pytest.fixture
@@ -32,7 +32,11 @@ async def count(db_url: str, sql: str, *args: Any) -> int:
 
 
 async def test_verification_handshake_echoes_challenge(client: TestClient) -> None:
-    params = {"hub.mode": "subscribe", "hub.verify_token": "bot-verify", "hub.challenge": "1158201444"}
+    params = {
+        "hub.mode": "subscribe",
+        "hub.verify_token": "bot-verify",
+        "hub.challenge": "1158201444",
+    }
     resp = await client.get("/webhooks/bot", params=params)
     assert resp.status == 200
     assert await resp.text() == "1158201444"
@@ -51,14 +55,22 @@ async def test_signed_webhook_is_stored(client: TestClient, db_url: str) -> None
     assert await count(db_url, "SELECT count(*) FROM events WHERE kind = 'message'") == 1
 
 
-async def test_non_ascii_body_is_verified_over_its_raw_bytes(client: TestClient, db_url: str) -> None:
+async def test_non_ascii_body_is_verified_over_its_raw_bytes(
+    client: TestClient, db_url: str
+) -> None:
     # Meta signs its escaped-unicode form; we must HMAC the bytes as received, not re-encode.
     payload = fixture_body("non_ascii_text")
-    for raw in (json.dumps(payload, ensure_ascii=True).encode(), json.dumps(payload, ensure_ascii=False).encode()):
+    for raw in (
+        json.dumps(payload, ensure_ascii=True).encode(),
+        json.dumps(payload, ensure_ascii=False).encode(),
+    ):
         body, headers = signed(raw)
         resp = await client.post("/webhooks/bot", data=body, headers=headers)
         assert resp.status == 200, await resp.text()
-    texts = await count(db_url, "SELECT count(*) FROM events WHERE payload::text LIKE '%ö%' OR payload::text LIKE '%ä%' OR payload::text LIKE '%ü%'")
+    texts = await count(
+        db_url,
+        "SELECT count(*) FROM events WHERE payload::text LIKE '%ö%' OR payload::text LIKE '%ä%' OR payload::text LIKE '%ü%'",
+    )
     assert texts >= 1
 
 
@@ -93,7 +105,9 @@ async def test_unknown_app_is_404(client: TestClient) -> None:
 
 
 async def test_oversize_body_is_413(client: TestClient, db_url: str) -> None:
-    body, headers = signed(b'{"object":"instagram","entry":[],"pad":"' + b"x" * (1024 * 1024) + b'"}')
+    body, headers = signed(
+        b'{"object":"instagram","entry":[],"pad":"' + b"x" * (1024 * 1024) + b'"}'
+    )
     resp = await client.post("/webhooks/bot", data=io.BytesIO(body), headers=headers)
     assert resp.status == 413
     assert await count(db_url, "SELECT count(*) FROM events") == 0
@@ -106,7 +120,9 @@ async def test_invalid_json_is_400_with_reason(client: TestClient) -> None:
     assert "JSON" in (await resp.json())["error"]["message"]
 
 
-async def test_unexpected_shape_is_acknowledged_and_kept_raw(client: TestClient, db_url: str) -> None:
+async def test_unexpected_shape_is_acknowledged_and_kept_raw(
+    client: TestClient, db_url: str
+) -> None:
     body, headers = signed({"hello": "world"})
     resp = await client.post("/webhooks/bot", data=body, headers=headers)
     assert resp.status == 200  # Meta must not keep retrying something that will never parse
@@ -130,10 +146,15 @@ async def test_redelivered_post_is_stored_once(client: TestClient, db_url: str) 
     assert await count(db_url, "SELECT count(*) FROM events") == first["stored"]
 
 
-async def test_standby_copy_from_another_app_is_the_same_event(client: TestClient, db_url: str) -> None:
+async def test_standby_copy_from_another_app_is_the_same_event(
+    client: TestClient, db_url: str
+) -> None:
     message = fixture_body("message_text")
     entry = message["entry"][0]
-    standby = {"object": "instagram", "entry": [{"id": entry["id"], "time": entry["time"], "standby": entry["messaging"]}]}
+    standby = {
+        "object": "instagram",
+        "entry": [{"id": entry["id"], "time": entry["time"], "standby": entry["messaging"]}],
+    }
     body, headers = signed(message)
     await client.post("/webhooks/bot", data=body, headers=headers)
     body, headers = signed(standby, secret=TEST_ENV["SUPPORT_APP_SECRET"])
@@ -165,7 +186,9 @@ async def test_every_entry_and_item_of_a_batch_is_stored(client: TestClient, db_
     assert await count(db_url, "SELECT count(DISTINCT conversation_id) FROM events") == 10
 
 
-async def test_unsend_erases_stored_content_and_keeps_tombstone(client: TestClient, db_url: str) -> None:
+async def test_unsend_erases_stored_content_and_keeps_tombstone(
+    client: TestClient, db_url: str
+) -> None:
     body, headers = signed(fixture_body("message_text"))
     await client.post("/webhooks/bot", data=body, headers=headers)
     mid = fixture_body("message_text")["entry"][0]["messaging"][0]["message"]["mid"]
@@ -176,35 +199,59 @@ async def test_unsend_erases_stored_content_and_keeps_tombstone(client: TestClie
     body, headers = signed(deletion)
     assert (await client.post("/webhooks/bot", data=body, headers=headers)).status == 200
     text = fixture_body("message_text")["entry"][0]["messaging"][0]["message"]["text"]
-    assert await count(db_url, "SELECT count(*) FROM events WHERE payload::text LIKE $1", f"%{text}%") == 0
+    assert (
+        await count(db_url, "SELECT count(*) FROM events WHERE payload::text LIKE $1", f"%{text}%")
+        == 0
+    )
     assert await count(db_url, "SELECT count(*) FROM events WHERE kind = 'message' AND erased") == 1
     assert await count(db_url, "SELECT count(*) FROM events WHERE kind = 'message_deleted'") == 1
 
 
-async def test_unsend_arriving_before_the_message_still_erases_it(client: TestClient, db_url: str) -> None:
+async def test_unsend_arriving_before_the_message_still_erases_it(
+    client: TestClient, db_url: str
+) -> None:
     original = fixture_body("message_text")
     item = original["entry"][0]["messaging"][0]
     deletion = json.loads(json.dumps(original))
-    deletion["entry"][0]["messaging"][0]["message"] = {"mid": item["message"]["mid"], "is_deleted": True}
+    deletion["entry"][0]["messaging"][0]["message"] = {
+        "mid": item["message"]["mid"],
+        "is_deleted": True,
+    }
     for payload in (deletion, original):
         body, headers = signed(payload)
         assert (await client.post("/webhooks/bot", data=body, headers=headers)).status == 200
-    assert await count(db_url, "SELECT count(*) FROM events WHERE payload::text LIKE $1", f"%{item['message']['text']}%") == 0
+    assert (
+        await count(
+            db_url,
+            "SELECT count(*) FROM events WHERE payload::text LIKE $1",
+            f"%{item['message']['text']}%",
+        )
+        == 0
+    )
 
 
 async def test_database_down_answers_503_then_redelivery_succeeds(
     client: TestClient, db_url: str, pg_server_url: str
 ) -> None:
     name = db_url.partition("?")[0].rsplit("/", 1)[1]
+    body, headers = signed(fixture_body("message_text"))
     admin = await asyncpg.connect(pg_server_url)
     try:
         await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
-        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
-        body, headers = signed(fixture_body("message_text"))
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+
+        async def all_gone() -> bool:
+            return not await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", name
+            )
+
+        await wait_for(all_gone)
         resp = await client.post("/webhooks/bot", data=body, headers=headers)
         assert resp.status == 503
-        await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
     finally:
+        await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
         await admin.close()
     resp = await client.post("/webhooks/bot", data=body, headers=headers)
     assert resp.status == 200

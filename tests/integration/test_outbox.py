@@ -45,10 +45,16 @@ async def runtime(db_url: str) -> AsyncIterator[Runtime]:
     pool = await create_pool(db_url, min_size=1, max_size=4)
     async with aiohttp.ClientSession() as http:
         rt = Runtime(
-            config=config, pool=pool, clock=ManualClock(datetime(2026, 11, 2, 9, tzinfo=UTC)),
-            metrics=Metrics(), http=http, graph=GraphClient(http), policy=build_policy(config),
-            retry_policy=RetryPolicy(max_attempts=3), subapps={},
-        )  # fmt: skip
+            config=config,
+            pool=pool,
+            clock=ManualClock(datetime(2026, 11, 2, 9, tzinfo=UTC)),
+            metrics=Metrics(),
+            http=http,
+            graph=GraphClient(http),
+            policy=build_policy(config),
+            retry_policy=RetryPolicy(max_attempts=3),
+            subapps={},
+        )
         for i, a in enumerate(config.apps):
             handler = load_subapp(i, a, AppContext(app=a, config=config, http=http))
             if handler is not None:
@@ -61,24 +67,34 @@ async def add_rows(pool: asyncpg.Pool, rows: list[tuple[str, str, dict[str, Any]
     cid = await pool.fetchval(
         "INSERT INTO conversations (account_id, customer_id) VALUES ($1, $2) "
         "ON CONFLICT (account_id, customer_id) DO UPDATE SET state = conversations.state RETURNING id",
-        ACCOUNT_ID, CUSTOMER,
-    )  # fmt: skip
+        ACCOUNT_ID,
+        CUSTOMER,
+    )
     for kind, app, payload in rows:
         await pool.execute(
             "INSERT INTO outbox (conversation_id, kind, app, payload, available_at) "
             "VALUES ($1, $2, $3, $4::jsonb, '-infinity')",
-            cid, kind, app, payload,
-        )  # fmt: skip
+            cid,
+            kind,
+            app,
+            payload,
+        )
     return int(cid)
 
 
 def send(text: str) -> tuple[str, str, dict[str, Any]]:
-    return ("send_message", "bot", {"message": {"text": text}, "messaging_type": "RESPONSE",
-                                    "tag": None, "purpose": "reply"})  # fmt: skip
+    return (
+        "send_message",
+        "bot",
+        {"message": {"text": text}, "messaging_type": "RESPONSE", "tag": None, "purpose": "reply"},
+    )
 
 
 async def statuses(pool: asyncpg.Pool) -> list[tuple[str, int]]:
-    return [(r["status"], r["attempts"]) for r in await pool.fetch("SELECT status, attempts FROM outbox ORDER BY id")]
+    return [
+        (r["status"], r["attempts"])
+        for r in await pool.fetch("SELECT status, attempts FROM outbox ORDER BY id")
+    ]
 
 
 async def test_rows_of_a_conversation_are_sent_in_order(runtime: Runtime) -> None:
@@ -89,24 +105,39 @@ async def test_rows_of_a_conversation_are_sent_in_order(runtime: Runtime) -> Non
         d = Dispatcher(runtime)
         while await d.run_once():
             pass
-        bodies = [c.kwargs.get("json") or json.loads(c.kwargs["data"])
-                  for (_m, _u), cs in meta.requests.items() for c in cs]  # fmt: skip
+        bodies = [
+            c.kwargs.get("json") or json.loads(c.kwargs["data"])
+            for (_m, _u), cs in meta.requests.items()
+            for c in cs
+        ]
     assert [b["message"]["text"] for b in bodies] == ["eins", "zwei", "drei"]
     assert await statuses(runtime.pool) == [("done", 1)] * 3
     transcript = await runtime.pool.fetch("SELECT text, mid FROM messages ORDER BY id")
-    assert [(r["text"], r["mid"]) for r in transcript] == [("eins", "m0"), ("zwei", "m1"), ("drei", "m2")]
+    assert [(r["text"], r["mid"]) for r in transcript] == [
+        ("eins", "m0"),
+        ("zwei", "m1"),
+        ("drei", "m2"),
+    ]
 
 
 async def test_rate_limit_613_backs_off_on_the_same_row_and_holds_order(runtime: Runtime) -> None:
     await add_rows(runtime.pool, [send("eins"), send("zwei")])
-    limited = {"error": {"message": "(#613) Calls to this api have exceeded the rate limit.",
-                         "type": "OAuthException", "code": 613, "fbtrace_id": "Ax"}}  # fmt: skip
+    limited = {
+        "error": {
+            "message": "(#613) Calls to this api have exceeded the rate limit.",
+            "type": "OAuthException",
+            "code": 613,
+            "fbtrace_id": "Ax",
+        }
+    }
     with MetaMock() as meta:
         meta.post(SEND, status=400, payload=limited)
         d = Dispatcher(runtime)
         assert await d.run_once()
         assert not await d.run_once()  # "zwei" waits behind "eins", which is backing off
-        row = await runtime.pool.fetchrow("SELECT status, attempts, available_at, last_error FROM outbox ORDER BY id LIMIT 1")
+        row = await runtime.pool.fetchrow(
+            "SELECT status, attempts, available_at, last_error FROM outbox ORDER BY id LIMIT 1"
+        )
         assert row["status"] == "pending" and row["attempts"] == 1
         assert (row["available_at"] - runtime.clock.now()).total_seconds() >= 30
         assert "613" in row["last_error"] or "rate" in row["last_error"].lower()
@@ -120,8 +151,14 @@ async def test_rate_limit_613_backs_off_on_the_same_row_and_holds_order(runtime:
 
 async def test_not_thread_owner_reconciles_instead_of_retrying(runtime: Runtime) -> None:
     await add_rows(runtime.pool, [send("eins")])
-    not_owner = {"error": {"message": "(#100) This person is not the owner of the thread",
-                           "type": "OAuthException", "code": 100, "error_subcode": 2534037}}  # fmt: skip
+    not_owner = {
+        "error": {
+            "message": "(#100) This person is not the owner of the thread",
+            "type": "OAuthException",
+            "code": 100,
+            "error_subcode": 2534037,
+        }
+    }
     with MetaMock() as meta:
         meta.post(SEND, status=400, payload=not_owner)
         meta.get(OWNER, payload={"data": [{"thread_owner": {"app_id": "1217981644879628"}}]})
@@ -130,12 +167,18 @@ async def test_not_thread_owner_reconciles_instead_of_retrying(runtime: Runtime)
         calls = [str(u) for (_m, u) in meta.requests]
     assert any("thread_owner" in c for c in calls)
     assert await statuses(runtime.pool) == [("dead", 1)]
-    event = await runtime.pool.fetchrow("SELECT kind, payload FROM events WHERE kind = 'owner_reconciled'")
+    event = await runtime.pool.fetchrow(
+        "SELECT kind, payload FROM events WHERE kind = 'owner_reconciled'"
+    )
     assert event["payload"]["owner_app_id"] == "1217981644879628"
 
 
 async def test_unreachable_vendor_is_retried_in_order_then_dead_lettered(runtime: Runtime) -> None:
-    delivery = ("deliver", "support", {"event": {"type": "message", "text": "hi"}, "standby": False})
+    delivery = (
+        "deliver",
+        "support",
+        {"event": {"type": "message", "text": "hi"}, "standby": False},
+    )
     await add_rows(runtime.pool, [delivery, send("after the delivery")])
     d = Dispatcher(runtime)
     with MetaMock(passthrough=["http://127.0.0.1"]) as meta:

@@ -25,7 +25,9 @@ class TrackingProcessor:
     def __init__(self, active: set[int], seen: dict[int, list[int]], violations: list[str]) -> None:
         self.active, self.seen, self.violations = active, seen, violations
 
-    async def process(self, conn: asyncpg.Connection, conversation: dict[str, Any], event: Any) -> dict[str, Any]:
+    async def process(
+        self, conn: asyncpg.Connection, conversation: dict[str, Any], event: Any
+    ) -> dict[str, Any]:
         cid = conversation["id"]
         if cid in self.active:
             self.violations.append(f"conversation {cid} handled concurrently")
@@ -48,17 +50,27 @@ async def test_two_worker_pools_keep_per_conversation_order_without_overlap(db_u
         seq = per_conv.get(c, 0)
         per_conv[c] = seq + 1
         rows.append(
-            Row(account_id="17841400000000001", customer_id=f"cust{c:03d}", dedup_key=f"e{n}",
-                kind="message", source="messaging", mid=f"m{n}",
-                occurred_at=base + timedelta(seconds=n), payload={"seq": seq, "c": c})
-        )  # fmt: skip
+            Row(
+                account_id="17841400000000001",
+                customer_id=f"cust{c:03d}",
+                dedup_key=f"e{n}",
+                kind="message",
+                source="messaging",
+                mid=f"m{n}",
+                occurred_at=base + timedelta(seconds=n),
+                payload={"seq": seq, "c": c},
+            )
+        )
     setup = await asyncpg.connect(db_url)
     try:
         # Interleaved arrival in several transactions, as concurrent webhooks would.
         for chunk in range(0, N_EVENTS, 100):
             async with setup.transaction():
                 await store_rows(setup, rows[chunk : chunk + 100], "bot")
-        id_of = {r["customer_id"]: r["id"] for r in await setup.fetch("SELECT id, customer_id FROM conversations")}
+        id_of = {
+            r["customer_id"]: r["id"]
+            for r in await setup.fetch("SELECT id, customer_id FROM conversations")
+        }
     finally:
         await setup.close()
 
@@ -69,7 +81,9 @@ async def test_two_worker_pools_keep_per_conversation_order_without_overlap(db_u
     pools = [await create_pool(db_url, min_size=1, max_size=5) for _ in range(2)]
     try:
         workers = [
-            EventWorker(pool, processor, clock=SystemClock(), metrics=Metrics(), name=f"p{p}w{w}", batch=3)
+            EventWorker(
+                pool, processor, clock=SystemClock(), metrics=Metrics(), name=f"p{p}w{w}", batch=3
+            )
             for p, pool in enumerate(pools)
             for w in range(4)
         ]
@@ -95,10 +109,18 @@ async def test_two_worker_pools_keep_per_conversation_order_without_overlap(db_u
 async def test_order_follows_event_timestamp_not_arrival(db_url: str) -> None:
     base = datetime(2026, 11, 1, tzinfo=UTC)
     late_first = [
-        Row("17841400000000001", "cust", f"e{i}", "message", "messaging", f"m{i}",
-            base + timedelta(seconds=s), {"seq": s})
+        Row(
+            "17841400000000001",
+            "cust",
+            f"e{i}",
+            "message",
+            "messaging",
+            f"m{i}",
+            base + timedelta(seconds=s),
+            {"seq": s},
+        )
         for i, s in enumerate([3, 1, 2, 0])
-    ]  # fmt: skip
+    ]
     conn = await asyncpg.connect(db_url)
     try:
         for row in late_first:  # arrives 3, 1, 2, 0
@@ -109,7 +131,9 @@ async def test_order_follows_event_timestamp_not_arrival(db_url: str) -> None:
     seen: dict[int, list[int]] = {}
     pool = await create_pool(db_url, min_size=1, max_size=2)
     try:
-        worker = EventWorker(pool, TrackingProcessor(set(), seen, []), clock=SystemClock(), metrics=Metrics())
+        worker = EventWorker(
+            pool, TrackingProcessor(set(), seen, []), clock=SystemClock(), metrics=Metrics()
+        )
         while await worker.run_once():
             pass
     finally:
@@ -121,8 +145,22 @@ async def test_work_of_a_crashed_worker_is_claimable_again(db_url: str) -> None:
     conn = await asyncpg.connect(db_url)
     try:
         async with conn.transaction():
-            await store_rows(conn, [Row("17841400000000001", "cust", "e1", "message", "messaging", "m1",
-                                        datetime(2026, 11, 1, tzinfo=UTC), {"seq": 0})], "bot")  # fmt: skip
+            await store_rows(
+                conn,
+                [
+                    Row(
+                        "17841400000000001",
+                        "cust",
+                        "e1",
+                        "message",
+                        "messaging",
+                        "m1",
+                        datetime(2026, 11, 1, tzinfo=UTC),
+                        {"seq": 0},
+                    )
+                ],
+                "bot",
+            )
     finally:
         await conn.close()
     # A worker claims the conversation and dies mid-transaction (its connection is killed).
@@ -136,7 +174,9 @@ async def test_work_of_a_crashed_worker_is_claimable_again(db_url: str) -> None:
     seen: dict[int, list[int]] = {}
     pool = await create_pool(db_url, min_size=1, max_size=2)
     try:
-        worker = EventWorker(pool, TrackingProcessor(set(), seen, []), clock=SystemClock(), metrics=Metrics())
+        worker = EventWorker(
+            pool, TrackingProcessor(set(), seen, []), clock=SystemClock(), metrics=Metrics()
+        )
 
         async def processed() -> bool:
             await worker.run_once()

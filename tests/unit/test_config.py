@@ -25,19 +25,27 @@ def test_valid_config_loads() -> None:
 def test_missing_environment_variable_names_the_key_path() -> None:
     env = {k: v for k, v in TEST_ENV.items() if k != "SUPPORT_APP_SECRET"}
     problems = problems_of(config_data(), env)
-    assert "apps[1].app_secret: environment variable SUPPORT_APP_SECRET is not set; export SUPPORT_APP_SECRET=<value>" in problems
+    assert (
+        "apps[1].app_secret: environment variable SUPPORT_APP_SECRET is not set; export SUPPORT_APP_SECRET=<value>"
+        in problems
+    )
 
 
 def test_literal_secret_in_the_file_is_refused() -> None:
     data = config_data()
     data["apps"][0]["app_secret"] = "hunter2"
-    assert any(p.startswith("apps[0].app_secret: secrets are not written") for p in problems_of(data))
+    assert any(
+        p.startswith("apps[0].app_secret: secrets are not written") for p in problems_of(data)
+    )
 
 
 def test_exactly_one_primary() -> None:
     data = config_data()
     data["apps"][1]["role"] = "primary"
-    assert any("exactly one app must have role = 'primary' (found apps[0], apps[1])" in p for p in problems_of(data))
+    assert any(
+        "exactly one app must have role = 'primary' (found apps[0], apps[1])" in p
+        for p in problems_of(data)
+    )
 
 
 def test_duplicate_names_and_ids_are_reported_together() -> None:
@@ -46,7 +54,9 @@ def test_duplicate_names_and_ids_are_reported_together() -> None:
     data["apps"][1]["app_id"] = data["apps"][0]["app_id"]
     problems = problems_of(data)
     assert any(p.startswith("apps[1].name: 'bot' is already used by apps[0]") for p in problems)
-    assert any(p.startswith("apps[1].app_id: 1111111111 is already used by apps[0]") for p in problems)
+    assert any(
+        p.startswith("apps[1].app_id: 1111111111 is already used by apps[0]") for p in problems
+    )
 
 
 def test_bad_values_name_their_paths() -> None:
@@ -94,6 +104,8 @@ def test_missing_file_is_a_clear_error() -> None:
         load_config("/nonexistent/orchestrator.toml", env={})
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("10m", 600), ("4h", 14400), ("7d", 604800), (90, 90)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("10m", 600), ("4h", 14400), ("7d", 604800), (90, 90)]
+)
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text).total_seconds() == seconds

@@ -583,7 +583,7 @@ def test_routing_off_every_app_gets_messaging_and_may_send_while_idle() -> None:
         (AGENT, "messaging"),
         (CRM, "messaging"),
     }
-    assert world.thread(CUSTOMER).owner is None  # type: ignore[union-attr]  # no default app rule
+    assert world.thread(CUSTOMER).owner is None  # type: ignore[union-attr]
     world.send(CRM, text_to(CUSTOMER))
     assert world.feature_status()["messaging_feature_status"]["ig_multi_app"] is False
 
