@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench diagram check-config scenarios clean
+.PHONY: run test lint bench diagram readme check-config scenarios clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -31,6 +31,9 @@ bench: $(STAMP)
 
 diagram: $(STAMP)
 	$(BIN)/orchestrator diagram
+
+readme: $(STAMP)
+	$(BIN)/python -m orchestrator.readme
 
 check-config: $(STAMP)
 	$(BIN)/orchestrator check-config

@@ -22,6 +22,7 @@ from orchestrator.database import create_pool
 from orchestrator.graph import CallRecord, GraphClient, RateLimiter, RetryPolicy
 from orchestrator.metrics import Metrics
 from orchestrator.migrations import migrate
+from orchestrator.onboarding import check_accounts
 from orchestrator.outbox import Dispatcher
 from orchestrator.policy import build_policy
 from orchestrator.processing import ConversationProcessor
@@ -115,7 +116,12 @@ def _runtime_ctx(graph_base_url: str | None):  # type: ignore[no-untyped-def]
             retry_policy=RetryPolicy(max_attempts=s.outbox_max_attempts),
             subapps=subapps,
         )
+        # Not awaited: Meta being slow or down must not delay start-up.
+        check = asyncio.create_task(check_accounts(app[RUNTIME]), name="account-check")
         yield
+        check.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await check
 
     return ctx
 

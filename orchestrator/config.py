@@ -90,6 +90,7 @@ class DisclosureConfig:
     lapse: timedelta = timedelta(hours=24)
     text: Mapping[str, str] = field(default_factory=dict)
     no_agent_text: Mapping[str, str] = field(default_factory=dict)
+    escalation_text: Mapping[str, str] = field(default_factory=dict)
     default_locale: str = "en"
 
 
@@ -487,6 +488,7 @@ def _disclosure(
             r.fail(f"{p}.lapse", str(exc))
     text = r.get(t, p, "text", dict, {})
     no_agent = r.get(t, p, "no_agent_text", dict, {})
+    escalation = r.get(t, p, "escalation_text", dict, {})
     default_locale = r.get(t, p, "default_locale", str, d.default_locale)
     if not text:
         r.fail(
@@ -501,5 +503,6 @@ def _disclosure(
         lapse=lapse,
         text={str(k): str(v) for k, v in text.items()},
         no_agent_text={str(k): str(v) for k, v in no_agent.items()},
+        escalation_text={str(k): str(v) for k, v in escalation.items()},
         default_locale=default_locale,
     )

@@ -26,6 +26,7 @@ def build_policy(config: Config) -> Policy:
         disclosure_text=dict(d.text),
         default_locale=d.default_locale,
         no_agent_text=dict(d.no_agent_text),
+        escalation_text=dict(d.escalation_text),
         escalation_keywords=h.escalation_keywords,
         escalation_payloads=h.escalation_payloads,
         bot_failure_threshold=h.bot_failure_threshold,

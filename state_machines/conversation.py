@@ -575,6 +575,11 @@ def _to_pending(
     prev = _controller(run.view, run.policy)
     from_label = actor.name if actor else _from_label(run)
     if control is not None:
+        if prev is not None and prev.is_bot and control.action == "pass":
+            text = run.policy.localized(run.policy.escalation_text, run.view.locale)
+            refusal = _automated_send(run, prev, {"text": text}, "notice") if text else None
+            if refusal is not None:
+                run.note(f"escalation notice not sent: {refusal.message}")
         run.emit(control)
     request: dict[str, Any] = {
         "type": "handover_requested",

@@ -99,6 +99,9 @@ class Policy:
     disclosure_text: Mapping[str, str] = field(default_factory=lambda: DEFAULT_DISCLOSURE_TEXT)
     default_locale: str = "en"
     no_agent_text: Mapping[str, str] = field(default_factory=lambda: DEFAULT_NO_AGENT_TEXT)
+    # Said by the bot just before it passes the thread to a human ("connecting you…"), so
+    # the customer is not left in silence until an agent answers. Empty: say nothing.
+    escalation_text: Mapping[str, str] = field(default_factory=dict)
     escalation_keywords: tuple[str, ...] = DEFAULT_ESCALATION_KEYWORDS
     escalation_payloads: tuple[str, ...] = DEFAULT_ESCALATION_PAYLOADS
     bot_failure_threshold: int = 3

@@ -821,3 +821,21 @@ def test_action_from_json_names_the_bad_field(data: Any, field: str) -> None:
 def test_action_error_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="unknown action type 'dance'"):
         action_from_json({"type": "dance"})
+
+
+def test_bot_announces_the_handover_before_passing_when_configured() -> None:
+    from dataclasses import replace
+
+    policy = replace(POLICY, escalation_text={"de": "Einen Moment, ich verbinde Sie."})
+    c = Conversation(policy=policy)
+    decision = c.says(GERMAN_REQUEST, T0)
+    kinds = [type(e).__name__ for e in decision.effects]
+    # disclosure first (first automated message), then the notice, then the pass
+    assert sends(decision)[-1] == ("faq_bot", "notice", "Einen Moment, ich verbinde Sie.")
+    assert kinds.index("SendMessage") < kinds.index("ThreadControl")
+    assert [s[1] for s in sends(decision)] == ["disclosure", "notice"]
+
+
+def test_no_handover_announcement_without_configured_text() -> None:
+    decision = Conversation().says(GERMAN_REQUEST, T0)
+    assert sends(decision) == []
