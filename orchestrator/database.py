@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -41,11 +42,15 @@ class DatabaseTarget:
 
 def start_embedded(data_dir: str | os.PathLike[str]) -> DatabaseTarget:
     """Start (or join) the embedded PostgreSQL in `data_dir`; stopped when the last user exits."""
-    import pgserver  # imported here: only needed without DATABASE_URL
-
     path = Path(data_dir).resolve()
     path.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(path, cleanup_mode="stop")
+    with warnings.catch_warnings():
+        # platformdirs (used by pgserver) warns when XDG_RUNTIME_DIR is unset, as on
+        # headless machines; pgserver falls back to /tmp, which is what we want.
+        warnings.simplefilter("ignore")
+        import pgserver  # imported here: only needed without DATABASE_URL
+
+        server = pgserver.get_server(path, cleanup_mode="stop")
     return DatabaseTarget(url=server.get_uri(), embedded=True, server=server)
 
 

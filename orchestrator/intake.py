@@ -1,8 +1,8 @@
 """Durable intake: every item of one webhook POST committed in one transaction, deduplicated.
 
-Three statements, one transaction, however many items: create missing conversations, insert
-the events (ON CONFLICT on the dedup key does the dedup), erase unsent content. NOTIFY wakes
-workers at commit; it is only a hint (workers poll too).
+One database call however many items (`orchestrator_intake`, migration 0002): create missing
+conversations, insert the events (ON CONFLICT on the dedup key does the dedup), erase unsent
+content, NOTIFY. The NOTIFY wakes workers at commit; it is only a hint (workers poll too).
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ import asyncpg
 from orchestrator.errors import StoreUnavailable
 from orchestrator.events import Event
 from orchestrator.queries import q
-
-_ERASE_KINDS = {"message", "message_echo", "message_deleted", "message_edit"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,36 +56,33 @@ class Row:
 
 
 async def store_rows(
-    conn: asyncpg.Connection, rows: Sequence[Row], received_by: str | None
+    conn: asyncpg.Connection,
+    rows: Sequence[Row],
+    received_by: str | None,
+    raw_problem: tuple[str, str] | None = None,
 ) -> list[asyncpg.Record]:
-    """Insert rows inside the caller's transaction; returns the rows that were new."""
-    if not rows:
+    """Store rows (and a flagged raw body) in one call; returns the rows that were new.
+
+    Atomic on its own; inside a caller's transaction it commits with the caller's writes.
+    """
+    if not rows and raw_problem is None:
         return []
-    await conn.execute(
-        q("ensure_conversations"),
-        [r.account_id for r in rows],
-        [r.customer_id for r in rows],
+    return list(
+        await conn.fetch(
+            q("intake"),
+            received_by,
+            [r.account_id for r in rows],
+            [r.customer_id for r in rows],
+            [r.dedup_key for r in rows],
+            [r.kind for r in rows],
+            [r.source for r in rows],
+            [r.mid for r in rows],
+            [r.occurred_at for r in rows],
+            [json.dumps(r.payload, default=str) for r in rows],
+            raw_problem[0] if raw_problem else None,
+            raw_problem[1] if raw_problem else None,
+        )
     )
-    inserted = await conn.fetch(
-        q("insert_events"),
-        [r.account_id for r in rows],
-        [r.customer_id for r in rows],
-        [r.dedup_key for r in rows],
-        [r.kind for r in rows],
-        [r.source for r in rows],
-        [r.mid for r in rows],
-        [r.occurred_at for r in rows],
-        [json.dumps(r.payload, default=str) for r in rows],
-        received_by,
-    )
-    # Covers both orders: a deletion erasing its message, and a message whose deletion
-    # arrived first (Meta may deliver out of order).
-    erasable = [r.mid for r in rows if r.mid and r.kind in _ERASE_KINDS]
-    if erasable:
-        await conn.execute(q("erase_unsent"), erasable)
-    if inserted:
-        await conn.execute(q("notify_events"))
-    return inserted
 
 
 async def store_webhook(
@@ -96,13 +91,11 @@ async def store_webhook(
     """Commit every event of one POST (and the raw body when flagged) or raise StoreUnavailable."""
     rows = [Row.from_event(e) for e in events]
     try:
-        async with pool.acquire() as conn, conn.transaction():
-            if raw_problem is not None:
-                await conn.execute(q("insert_raw_delivery"), app, raw_problem[0], raw_problem[1])
-            inserted = await store_rows(conn, rows, app)
+        async with pool.acquire() as conn:
+            inserted = await store_rows(conn, rows, app, raw_problem)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise StoreUnavailable(f"could not store the webhook: {type(exc).__name__}: {exc}") from exc
     kinds: dict[str, int] = {}
     for rec in inserted:
-        kinds[rec["kind"]] = kinds.get(rec["kind"], 0) + 1
+        kinds[rec["event_kind"]] = kinds.get(rec["event_kind"], 0) + 1
     return IntakeResult(stored=len(inserted), duplicates=len(rows) - len(inserted), kinds=kinds)

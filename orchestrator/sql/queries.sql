@@ -1,49 +1,8 @@
 -- Named queries: `-- name: <query_name>` starts one. Parameters are always bound.
 
--- name: ensure_conversations
--- Sorted so that two intakes creating the same new conversations never deadlock.
-INSERT INTO conversations (account_id, customer_id)
-SELECT DISTINCT a, c FROM unnest($1::text[], $2::text[]) AS t(a, c)
-WHERE c IS NOT NULL
-ORDER BY a, c
-ON CONFLICT (account_id, customer_id) DO NOTHING;
-
--- name: insert_events
-INSERT INTO events (conversation_id, account_id, dedup_key, kind, source, received_by, mid,
-                    occurred_at, payload)
-SELECT c.id, t.account_id, t.dedup_key, t.kind, t.source, $9, t.mid, t.occurred_at,
-       t.payload::jsonb
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-            $7::timestamptz[], $8::text[])
-     WITH ORDINALITY AS t(account_id, customer_id, dedup_key, kind, source, mid, occurred_at,
-                          payload, ord)
-LEFT JOIN conversations c ON c.account_id = t.account_id AND c.customer_id = t.customer_id
-ORDER BY t.ord
-ON CONFLICT (account_id, dedup_key) DO NOTHING
-RETURNING id, kind, conversation_id;
-
--- name: erase_unsent
--- Privacy: a customer's unsend erases the stored content of that mid at once, whichever of
--- the message and the deletion arrived first. The deletion event itself is the tombstone.
-WITH gone AS (
-    SELECT DISTINCT d.account_id, d.mid FROM events d
-    WHERE d.kind = 'message_deleted' AND d.mid = ANY($1::text[])
-), erased_events AS (
-    UPDATE events e
-    SET payload = jsonb_build_object('erased', true, 'mid', e.mid), erased = true
-    FROM gone
-    WHERE e.account_id = gone.account_id AND e.mid = gone.mid
-      AND e.kind IN ('message', 'message_edit') AND NOT e.erased
-    RETURNING e.id
-)
-UPDATE messages m
-SET text = NULL, attachments = NULL, deleted_at = coalesce(m.deleted_at, now())
-FROM gone, conversations c
-WHERE m.conversation_id = c.id AND c.account_id = gone.account_id AND m.mid = gone.mid
-  AND m.direction = 'in' AND m.deleted_at IS NULL;
-
--- name: insert_raw_delivery
-INSERT INTO raw_deliveries (app, body, problem) VALUES ($1, $2, $3) RETURNING id;
+-- name: intake
+-- One round trip for a whole webhook POST (see migrations/0002_intake_function.sql).
+SELECT event_id, event_kind FROM orchestrator_intake($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11);
 
 -- name: notify_events
 SELECT pg_notify('orchestrator_events', '');

@@ -83,6 +83,11 @@ def pct(values: list[float], p: float) -> float:
 
 
 async def main() -> int:
+    from orchestrator import logs
+
+    # Info lines (one per webhook, one per event) go to a terminal here, not to a log
+    # shipper: measure the pipeline, not the terminal.
+    logs.configure(level="WARNING")
     target = resolve(os.environ, str(Path(".pgtest").resolve()))
     name = f"bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(target.url)
@@ -91,13 +96,15 @@ async def main() -> int:
     base, _, query = target.url.partition("?")
     db_url = f"{base.rpartition('/')[0]}/{name}" + (f"?{query}" if query else "")
     config = make_config()
+    port = _free_port()
+    # The service runs in its own process, as in production: the load generator must not
+    # share its event loop (or its core) with the server it measures.
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.bench.run", "--serve", db_url, str(port)
+    )
     try:
-        app = create_app(config, database_url=db_url, background=False)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        port = _free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
         url = f"http://127.0.0.1:{port}/webhooks/bot"
+        await _wait_ready(f"http://127.0.0.1:{port}/readyz")
         print(
             f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, "
             f"{'embedded' if target.embedded else 'external'} PostgreSQL"
@@ -114,6 +121,13 @@ async def main() -> int:
             f"ingress, 50 items/POST: {n_batches * 50 / elapsed:8.0f} items/s "
             f"p50 {pct(lat, 0.5):5.1f} ms   p99 {pct(lat, 0.99):5.1f} ms"
         )
+    finally:
+        server.terminate()
+        await server.wait()
+    try:
+        app = create_app(config, database_url=db_url, background=False)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
         rt = app[RUNTIME]
         pending = await rt.pool.fetchval("SELECT count(*) FROM events WHERE status = 'pending'")
         processor = ConversationProcessor(rt)
@@ -147,5 +161,29 @@ async def main() -> int:
     return 0
 
 
+async def _wait_ready(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            try:
+                async with session.get(url) as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"the service did not become ready at {url}")
+
+
+def serve(db_url: str, port: int) -> None:
+    from orchestrator import logs
+
+    logs.configure(level="WARNING")
+    app = create_app(make_config(), database_url=db_url, background=False)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve":
+        serve(sys.argv[2], int(sys.argv[3]))
+    else:
+        sys.exit(asyncio.run(main()))
