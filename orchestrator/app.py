@@ -19,7 +19,7 @@ from orchestrator import api, health, webhooks
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.config import Config
 from orchestrator.database import create_pool
-from orchestrator.graph import CallRecord, GraphClient, RateLimiter, RetryPolicy
+from orchestrator.graph import CallRecord, GraphClient, Rate, RateLimiter, RateLimits, RetryPolicy
 from orchestrator.metrics import Metrics
 from orchestrator.migrations import migrate
 from orchestrator.onboarding import check_accounts
@@ -73,6 +73,18 @@ async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
     await pool.close()
 
 
+def rate_limits(config: Config) -> RateLimits:
+    """Per-process limits (PLATFORM 6): with N processes, configure 1/N of Meta's budget."""
+    c = config.rate_limits
+    return RateLimits(
+        send_text=Rate(c.send_text, 1.0),
+        send_media=Rate(c.send_media, 1.0),
+        private_reply=Rate(c.private_reply_per_hour, 3600.0),
+        conversations=Rate(c.conversations, 1.0),
+        thread_control=Rate(c.thread_control, 1.0),
+    )
+
+
 def _needed(config: Config) -> int:
     return config.service.workers + config.service.dispatchers + 6
 
@@ -97,7 +109,7 @@ def _runtime_ctx(graph_base_url: str | None):  # type: ignore[no-untyped-def]
             api_version=s.graph_api_version,
             facebook_base_url=graph_base_url or s.facebook_graph_url,
             instagram_base_url=graph_base_url or s.instagram_graph_url,
-            limiter=RateLimiter(),
+            limiter=RateLimiter(rate_limits(config)),
             on_call=on_call,
         )
         subapps = {}

@@ -112,6 +112,17 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimitConfig:
+    """Calls per second (private replies: per hour) per account, per Graph bucket."""
+
+    send_text: float = 100.0
+    send_media: float = 10.0
+    private_reply_per_hour: float = 750.0
+    conversations: float = 2.0
+    thread_control: float = 100.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: str
     service: ServiceConfig
@@ -119,6 +130,7 @@ class Config:
     apps: tuple[AppConfig, ...]
     handover: HandoverConfig
     disclosure: DisclosureConfig
+    rate_limits: RateLimitConfig = RateLimitConfig()
     generated_secrets: tuple[str, ...] = ()
 
     @property
@@ -250,7 +262,8 @@ def build_config(data: Mapping[str, Any], path: str, env: Mapping[str, str]) -> 
     apps = _apps(r, data.get("apps"))
     handover = _handover(r, data.get("handover", {}), apps)
     disclosure = _disclosure(r, data.get("disclosure", {}), accounts)
-    known = {"service", "accounts", "apps", "handover", "disclosure"}
+    rate_limits = _rate_limits(r, data.get("rate_limits", {}))
+    known = {"service", "accounts", "apps", "handover", "disclosure", "rate_limits"}
     for key in data:
         if key not in known:
             r.fail(key, f"unknown section; expected one of {', '.join(sorted(known))}")
@@ -263,6 +276,7 @@ def build_config(data: Mapping[str, Any], path: str, env: Mapping[str, str]) -> 
         apps=apps,
         handover=handover,
         disclosure=disclosure,
+        rate_limits=rate_limits,
         generated_secrets=tuple(r.generated),
     )
 
@@ -506,3 +520,24 @@ def _disclosure(
         escalation_text={str(k): str(v) for k, v in escalation.items()},
         default_locale=default_locale,
     )
+
+
+def _rate_limits(r: _Reader, t: Mapping[str, Any]) -> RateLimitConfig:
+    d = RateLimitConfig()
+    values = {}
+    for key in (
+        "send_text",
+        "send_media",
+        "private_reply_per_hour",
+        "conversations",
+        "thread_control",
+    ):
+        value = r.get(t, "rate_limits", key, float, getattr(d, key))
+        if value is not None and value <= 0:
+            r.fail(f"rate_limits.{key}", "must be a positive number of calls")
+            value = getattr(d, key)
+        values[key] = value
+    for key in t:
+        if key not in values:
+            r.fail(f"rate_limits.{key}", f"unknown key; expected one of {', '.join(values)}")
+    return RateLimitConfig(**values)

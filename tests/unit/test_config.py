@@ -109,3 +109,12 @@ def test_missing_file_is_a_clear_error() -> None:
 )
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text).total_seconds() == seconds
+
+
+def test_rate_limits_are_configurable_and_validated() -> None:
+    data = config_data(rate_limits={"send_text": 50, "private_reply_per_hour": 100})
+    config = make_config(data)
+    assert config.rate_limits.send_text == 50 and config.rate_limits.send_media == 10
+    problems = problems_of(config_data(rate_limits={"send_text": 0, "burst": 3}))
+    assert "rate_limits.send_text: must be a positive number of calls" in problems
+    assert any(p.startswith("rate_limits.burst: unknown key") for p in problems)

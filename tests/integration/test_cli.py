@@ -1,0 +1,73 @@
+"""The command line as an operator uses it: check-config, diagram, migrate, dead letters."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from orchestrator.cli import main
+from tests.conftest import ROOT
+
+
+def test_check_config_reports_every_problem_with_its_key_path(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_MODE", "live")
+    for var in ("BOT_APP_SECRET", "SUPPORT_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    code = main(["--config", str(ROOT / "config" / "orchestrator.toml"), "check-config"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "apps[0].app_secret: environment variable BOT_APP_SECRET is not set" in err
+    assert "apps[1].api_key: environment variable SUPPORT_API_KEY is not set" in err
+
+
+def test_check_config_accepts_the_shipped_sandbox_config(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ORCHESTRATOR_MODE", raising=False)
+    assert main(["--config", str(ROOT / "config" / "orchestrator.toml"), "check-config"]) == 0
+    out = capsys.readouterr().out
+    assert "OK (sandbox mode)" in out and "app bot: id 1111111111, primary, bot" in out
+
+
+def test_diagram_prints_mermaid(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diagram"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("stateDiagram-v2") and "pending_human --> human" in out
+
+
+async def test_dead_letters_list_and_replay(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    conn = await asyncpg.connect(db_url)
+    try:
+        cid = await conn.fetchval(
+            "INSERT INTO conversations (account_id, customer_id) VALUES ('1', '2') RETURNING id"
+        )
+        dead = await conn.fetchval(
+            "INSERT INTO outbox (conversation_id, kind, app, payload, status, attempts, last_error)"
+            " VALUES ($1, 'deliver', 'support', '{}', 'dead', 8, 'vendor unreachable') RETURNING id",
+            cid,
+        )
+    finally:
+        await conn.close()
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("ORCHESTRATOR_MODE", "sandbox")
+    config = str(ROOT / "config" / "orchestrator.toml")
+    # The CLI runs its own event loop: call it from a worker thread, as a terminal would.
+    code = await asyncio.to_thread(main, ["--config", config, "dead-letters", "list"])
+    out = capsys.readouterr().out
+    assert code == 0 and "vendor unreachable" in out and "1 dead letter(s)" in out
+    code = await asyncio.to_thread(main, ["--config", config, "dead-letters", "replay", str(dead)])
+    assert code == 0 and "replayed 1 row(s)" in capsys.readouterr().out
+    conn = await asyncpg.connect(db_url)
+    try:
+        row = await conn.fetchrow("SELECT status, attempts FROM outbox WHERE id = $1", dead)
+    finally:
+        await conn.close()
+    assert (row["status"], row["attempts"]) == ("pending", 0)
+    code = await asyncio.to_thread(main, ["--config", config, "dead-letters", "replay", "999999"])
+    assert code == 1
