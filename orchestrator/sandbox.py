@@ -163,8 +163,23 @@ class Sandbox:
             busy = await self.pool.fetchval(q("quiescence"), self.clock.now())
             quiet = quiet + 1 if busy == 0 else 0
             if loop.time() > deadline:
-                raise TimeoutError(f"the sandbox did not settle within {limit_s}s ({busy} busy)")
+                raise TimeoutError(
+                    f"the sandbox did not settle within {limit_s}s: {await self._busy()}"
+                )
             await asyncio.sleep(0.02)
+
+    async def _busy(self) -> str:
+        """What is still open, for a readable failure."""
+        events = await self.pool.fetch(
+            "SELECT id, kind, source FROM events WHERE status = 'pending' ORDER BY id LIMIT 5"
+        )
+        outbox = await self.pool.fetch(
+            "SELECT id, kind, app, status, attempts, available_at, last_error FROM outbox"
+            " WHERE status IN ('pending', 'doing') ORDER BY id LIMIT 5"
+        )
+        return (
+            f"pending events {[dict(r) for r in events]}, open outbox {[dict(r) for r in outbox]}"
+        )
 
     async def conversation(self, customer_id: str) -> Any:
         return await self.pool.fetchrow(

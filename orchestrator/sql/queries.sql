@@ -8,16 +8,17 @@ SELECT event_id, event_kind FROM orchestrator_intake($1, $2, $3, $4, $5, $6, $7,
 SELECT pg_notify('orchestrator_events', '');
 
 -- name: claim_conversation
--- The head of the queue: conversations with pending events, oldest first. The row lock is
--- held for the whole processing transaction, so one conversation is never handled by two
--- workers at once (any process, any machine); a crashed worker's lock dies with its session.
-WITH candidates AS (
-    SELECT conversation_id, min(id) AS first_id
-    FROM events
+-- The head of the queue: conversations among the 500 oldest pending events, oldest first
+-- (bounded work per claim, however deep the backlog). The row lock is held for the whole
+-- processing transaction, so one conversation is never handled by two workers at once (any
+-- process, any machine); a crashed worker's lock dies with its session.
+WITH oldest AS (
+    SELECT conversation_id, id FROM events
     WHERE status = 'pending' AND conversation_id IS NOT NULL
-    GROUP BY conversation_id
-    ORDER BY first_id
-    LIMIT 64
+    ORDER BY id
+    LIMIT 500
+), candidates AS (
+    SELECT conversation_id, min(id) AS first_id FROM oldest GROUP BY conversation_id
 )
 SELECT c.id, c.account_id, c.customer_id, c.state, c.owner_app, c.view
 FROM conversations c JOIN candidates ON candidates.conversation_id = c.id
