@@ -35,6 +35,9 @@ class FaqBot:
         rules = tomllib.loads(path.read_text(encoding="utf-8"))
         self.texts: dict[str, dict[str, str]] = rules.get("texts", {})
         self.escalation_payload = str(options.get("escalation_payload", "TALK_TO_HUMAN"))
+        for locale, title in self.texts.get("talk_to_human", {}).items():
+            if len(title) > 20:  # Meta cuts quick-reply titles after 20 characters
+                raise ValueError(f"{path}: texts.talk_to_human.{locale} is over 20 characters")
         intents = []
         for raw in rules.get("intents", []):
             answer = raw.get("answer_text") or self.texts.get(raw.get("answer", ""), {})
@@ -74,7 +77,7 @@ class FaqBot:
             "quick_replies": [
                 {
                     "content_type": "text",
-                    "title": self._text("talk_to_human", locale)[:20],
+                    "title": self._text("talk_to_human", locale),
                     "payload": self.escalation_payload,
                 }
             ],

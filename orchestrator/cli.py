@@ -21,8 +21,9 @@ log = structlog.get_logger("orchestrator")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="orchestrator", description=__doc__)
-    parser.add_argument("--config", help="config file (default: $ORCHESTRATOR_CONFIG or "
-                        "config/orchestrator.toml)")  # fmt: skip
+    parser.add_argument(
+        "--config", help="config file (default: $ORCHESTRATOR_CONFIG or config/orchestrator.toml)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the service (and, in sandbox mode, the Meta simulator)")
     sub.add_parser("migrate", help="apply pending database migrations")
@@ -93,12 +94,14 @@ def _config(path: str | None) -> Config:
 
 def _check_config(config: Config) -> int:
     print(f"{config.path}: OK ({config.service.mode} mode)")
-    for a in config.accounts:
-        print(f"  account {a.name}: instagram {a.instagram_account_id}, page {a.page_id}, "
-              f"locale {a.locale}, login {a.login}")  # fmt: skip
-    for a in config.apps:
-        how = a.handler or a.url or "REST API only"
-        print(f"  app {a.name}: id {a.app_id}, {a.role}, {a.kind}, receives via {how}")
+    for acc in config.accounts:
+        print(
+            f"  account {acc.name}: instagram {acc.instagram_account_id}, page {acc.page_id}, "
+            f"locale {acc.locale}, login {acc.login}"
+        )
+    for app in config.apps:
+        how = app.handler or app.url or "REST API only"
+        print(f"  app {app.name}: id {app.app_id}, {app.role}, {app.kind}, receives via {how}")
     if config.generated_secrets:
         print(f"  sandbox placeholders for: {', '.join(config.generated_secrets)}")
     return 0
@@ -130,8 +133,10 @@ async def _dead_letters(config: Config, args: argparse.Namespace) -> int:
         if args.dead_command == "list":
             rows = await conn.fetch(q("outbox_dead_list"), None, 500)
             for r in rows:
-                print(f"{r['id']:>8}  conv {r['conversation_id']:<6} {r['kind']:<15} "
-                      f"{r['app']:<12} attempts {r['attempts']:<3} {r['last_error']}")  # fmt: skip
+                print(
+                    f"{r['id']:>8}  conv {r['conversation_id']:<6} {r['kind']:<15} "
+                    f"{r['app']:<12} attempts {r['attempts']:<3} {r['last_error']}"
+                )
             print(f"{len(rows)} dead letter(s)")
             return 0
         replayed = 0
@@ -147,30 +152,117 @@ async def _dead_letters(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _sandbox(config: Config, args: argparse.Namespace) -> int:
+    """`sandbox say` / `sandbox show`: play the customer against a running sandbox.
+
+    `say` posts the message to the simulator (which delivers the signed webhook), waits until
+    the orchestrator has nothing left to do (its /metrics report no pending event and no open
+    outbox row — behaviour, not a fixed sleep) and prints the chat from that message on;
+    `show` prints the whole chat. Ports come from the config (`service.simulator_port`,
+    `service.port` or env PORT), so `--config`/ORCHESTRATOR_CONFIG select another sandbox.
+    """
     import aiohttp
 
-    base = f"http://127.0.0.1:{config.service.simulator_port}"
-    async with aiohttp.ClientSession() as session:
+    s = config.service
+    sim = f"http://127.0.0.1:{s.simulator_port}"
+    orch = f"http://127.0.0.1:{s.port}"
+    customer_url = f"{sim}/sim/customers/{args.customer}"
+    timeout = aiohttp.ClientTimeout(total=10)
+
+    async def quiet(session: aiohttp.ClientSession) -> bool:
+        async with session.get(f"{orch}/metrics") as resp:
+            resp.raise_for_status()
+            text = await resp.text()
+        gauges = {"orchestrator_queue_depth": -1.0, "orchestrator_outbox_depth": -1.0}
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in gauges:
+                gauges[name] = float(value)
+        return all(v == 0 for v in gauges.values())
+
+    async def settle(session: aiohttp.ClientSession, bound: float = 15.0) -> str | None:
+        """Wait until the orchestrator is idle twice in a row; a reason if it did not."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + bound
+        streak = 0
+        while streak < 2:
+            try:
+                streak = streak + 1 if await quiet(session) else 0
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                return f"the orchestrator is not reachable at {orch} ({exc})"
+            if loop.time() > deadline:
+                return f"the orchestrator was still busy after {bound:.0f}s"
+            await asyncio.sleep(0.05)
+        return None
+
+    def line(m: dict[str, Any]) -> str:
+        mine = m.get("direction") == "out"  # the simulator's view is the customer's phone
+        who = "you" if mine else (m.get("app_name") or m.get("app_id") or "business")
+        if m.get("deleted"):
+            body = "(unsent)" if mine else "(deleted)"
+        else:
+            parts = [m.get("text") or ""]
+            for a in m.get("attachments") or []:
+                payload = a.get("payload") or {}
+                ref = payload.get("url") or payload.get("title") or json.dumps(payload)
+                parts.append(f"[{a.get('type') or 'attachment'}] {ref}")
+            body = " ".join(p for p in parts if p)
+        if m.get("tag"):
+            body += f"  ({m['tag']})"
+        reaction = m.get("business_reaction") if mine else m.get("customer_reaction")
+        if reaction:
+            body += f"  [{reaction}]"
+        out = f"{who}: {body}"
+        replies = [q.get("title") for q in m.get("quick_replies") or [] if q.get("title")]
+        if replies:
+            out += "\n     quick replies: " + " | ".join(f"[{t}]" for t in replies)
+        return out
+
+    notes: list[str] = []
+    mid: str | None = None
+    async with aiohttp.ClientSession(timeout=timeout) as session:
         try:
             if args.sandbox_command == "say":
-                async with session.post(
-                    f"{base}/sim/customers/{args.customer}/say", json={"text": args.text}
-                ) as resp:
-                    resp.raise_for_status()
-                # Give the orchestrator a moment to answer, then show the chat.
-                await asyncio.sleep(1.5)
-            async with session.get(f"{base}/sim/customers/{args.customer}") as resp:
+                async with session.post(f"{customer_url}/say", json={"text": args.text}) as resp:
+                    result = await resp.json(content_type=None)
+                    if resp.status >= 400:
+                        err = result.get("error") if isinstance(result, dict) else result
+                        if isinstance(err, dict):
+                            err = err.get("message")
+                        print(f"the simulator refused the message: {err}", file=sys.stderr)
+                        return 1
+                mid = result.get("mid")
+                failed = [d for d in result.get("deliveries", []) if not d.get("ok")]
+                for d in failed:
+                    notes.append(
+                        f"webhook to {d.get('app')} failed: {d.get('error') or d.get('status')}"
+                    )
+                reason = await settle(session)
+                if reason:
+                    notes.append(reason)
+            async with session.get(customer_url) as resp:
                 resp.raise_for_status()
                 data = await resp.json()
-        except aiohttp.ClientError as exc:
-            print(f"the sandbox is not reachable at {base} ({exc}); start it with `make run`",
-                  file=sys.stderr)  # fmt: skip
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            print(
+                f"the sandbox is not reachable at {sim} ({exc}); start it with `make run`",
+                file=sys.stderr,
+            )
             return 1
-    for m in data.get("messages", []):
-        who = "you" if m.get("direction") == "in" or m.get("from") == "customer" else m.get(
-            "app_name", m.get("app", "business")
-        )
-        print(f"{who:>10}: {m.get('text') or json.dumps(m.get('message', m))}")
+    timeline: list[dict[str, Any]] = data.get("timeline", [])
+    if mid is not None:
+        start = next((i for i, m in enumerate(timeline) if m.get("mid") == mid), 0)
+        timeline = timeline[start:]
+    if not timeline:
+        print(f"(no messages with customer {args.customer} yet)")
+    for m in timeline:
+        print(line(m))
+    if mid is not None and not any(m.get("direction") == "in" for m in timeline):
+        notes.append("no reply")
+    owner = data.get("owner_app_name") or data.get("owner_app_id") or "nobody"
+    window = "open" if data.get("window_open") else "closed"
+    print(f"-- thread owner: {owner} · 24h window {window}")
+    for note in notes:
+        print(f"-- {note}", file=sys.stderr)
     return 0
 
 

@@ -292,6 +292,16 @@ def _service(r: _Reader, t: Mapping[str, Any], mode: str) -> ServiceConfig:
         else:
             r.fail("PORT", f"environment variable PORT must be a number, got {env_port!r}")
     public_url = r.get(t, "service", "public_url", str, f"http://{host}:{port}")
+    simulator_port = r.get(t, "service", "simulator_port", int, d.simulator_port)
+    env_sim = r.env.get("SIMULATOR_PORT")
+    if env_sim:
+        if env_sim.isdigit():
+            simulator_port = int(env_sim)
+        else:
+            r.fail(
+                "SIMULATOR_PORT",
+                f"environment variable SIMULATOR_PORT must be a number, got {env_sim!r}",
+            )
     return ServiceConfig(
         mode=mode if mode in ("sandbox", "live") else "live",  # type: ignore[arg-type]
         host=host,
@@ -304,7 +314,7 @@ def _service(r: _Reader, t: Mapping[str, Any], mode: str) -> ServiceConfig:
         dispatchers=r.get(t, "service", "dispatchers", int, d.dispatchers),
         max_body_bytes=r.get(t, "service", "max_body_bytes", int, d.max_body_bytes),
         outbox_max_attempts=r.get(t, "service", "outbox_max_attempts", int, d.outbox_max_attempts),
-        simulator_port=r.get(t, "service", "simulator_port", int, d.simulator_port),
+        simulator_port=simulator_port,
         data_dir=r.get(t, "service", "data_dir", str, d.data_dir),
     )
 

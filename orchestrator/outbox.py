@@ -95,11 +95,20 @@ class Dispatcher:
                     log.exception("outbox_unexpected_error", kind=row["kind"])
                 await self._failed(row, conv, exc)
                 return
-            async with rt.pool.acquire() as conn, conn.transaction():
-                if follow_up:
-                    await store_rows(conn, follow_up, row["app"])
-                await self._record_transcript(conn, row, result)
-                await conn.execute(q("outbox_done"), row["id"], result)
+            for attempt in range(1, 4):
+                try:
+                    async with rt.pool.acquire() as conn, conn.transaction():
+                        if follow_up:
+                            await store_rows(conn, follow_up, row["app"])
+                        await self._record_transcript(conn, row, result)
+                        await conn.execute(q("outbox_done"), row["id"], result)
+                    break
+                except asyncpg.DeadlockDetectedError:
+                    # The effect happened; only our record of it failed. Never leave the row
+                    # 'doing' (it would block the conversation and be re-sent by the reaper).
+                    log.warning("outbox_done_retry", attempt=attempt)
+                    if attempt == 3:
+                        raise
             rt.metrics.outbox.labels(row["kind"], "done").inc()
             log.info("outbox_done", kind=row["kind"], attempts=row["attempts"])
         finally:

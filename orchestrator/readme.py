@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from state_machines.diagram import markdown_table, mermaid
@@ -27,8 +28,12 @@ def render(text: str) -> str:
         pattern = re.compile(
             rf"(<!-- generated: {name} -->\n).*?(<!-- /generated: {name} -->)", re.DOTALL
         )
-        text = pattern.sub(lambda m, b=body: f"{m.group(1)}{b}\n{m.group(2)}", text)
+        text = pattern.sub(_replacer(body), text)
     return text
+
+
+def _replacer(body: str) -> Callable[[re.Match[str]], str]:
+    return lambda m: f"{m.group(1)}{body}\n{m.group(2)}"
 
 
 def main() -> int:

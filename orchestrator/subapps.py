@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import aiohttp
 
@@ -74,11 +74,12 @@ def load_subapp(index: int, app: AppConfig, ctx: AppContext) -> SubApp | None:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise SubAppLoadError(f"{where}: cannot import module {module_name!r}: {exc}") from exc
-    target = getattr(module, attr, None)
+    target: Any = getattr(module, attr, None)
     if target is None:
         raise SubAppLoadError(f"{where}: module {module_name!r} has no attribute {attr!r}")
     try:
-        instance: Any = target(ctx) if inspect.isclass(target) else target
+        build = cast(Callable[[AppContext], Any], target)
+        instance: Any = build(ctx) if inspect.isclass(target) else target
     except Exception as exc:
         raise SubAppLoadError(f"{where}: {app.handler} failed to start: {exc}") from exc
     if not isinstance(instance, SubApp) or not inspect.iscoroutinefunction(instance.handle):

@@ -11,7 +11,10 @@ SELECT pg_notify('orchestrator_events', '');
 -- The head of the queue: conversations among the 500 oldest pending events, oldest first
 -- (bounded work per claim, however deep the backlog). The row lock is held for the whole
 -- processing transaction, so one conversation is never handled by two workers at once (any
--- process, any machine); a crashed worker's lock dies with its session.
+-- process, any machine); a crashed worker's lock dies with its session. NO KEY UPDATE, not
+-- UPDATE: it excludes other workers but not the KEY SHARE locks that foreign keys take, so
+-- intake and the outbox can insert rows referencing a conversation while it is processed
+-- (FOR UPDATE made them wait, and deadlock on the transcript's unique index).
 WITH oldest AS (
     SELECT conversation_id, id FROM events
     WHERE status = 'pending' AND conversation_id IS NOT NULL
@@ -23,7 +26,7 @@ WITH oldest AS (
 SELECT c.id, c.account_id, c.customer_id, c.state, c.owner_app, c.view
 FROM conversations c JOIN candidates ON candidates.conversation_id = c.id
 ORDER BY candidates.first_id
-FOR UPDATE OF c SKIP LOCKED
+FOR NO KEY UPDATE OF c SKIP LOCKED
 LIMIT 1;
 
 -- name: head_events

@@ -199,14 +199,26 @@ async def test_unreachable_vendor_is_retried_in_order_then_dead_lettered(runtime
 async def test_onboarding_check_warns_per_account_with_a_hint(runtime: Runtime) -> None:
     from orchestrator.onboarding import check_accounts
 
-    refused = {"error": {"message": "(#200) Requires instagram_manage_messages permission",
-                         "type": "OAuthException", "code": 200}}
+    refused = {
+        "error": {
+            "message": "(#200) Requires instagram_manage_messages permission",
+            "type": "OAuthException",
+            "code": 200,
+        }
+    }
     with MetaMock() as meta:
-        meta.get(re.compile(r"^https://graph\.facebook\.com/v25\.0/\d+/conversations.*$"), status=403, payload=refused)
+        meta.get(
+            re.compile(r"^https://graph\.facebook\.com/v25\.0/\d+/conversations.*$"),
+            status=403,
+            payload=refused,
+        )
         (result,) = await check_accounts(runtime)
     assert not result.ok
     assert "200" in result.detail and "App Review" in result.detail
     with MetaMock() as meta:
-        meta.get(re.compile(r"^https://graph\.facebook\.com/v25\.0/\d+/conversations.*$"), payload={"data": [{"id": "c1"}]})
+        meta.get(
+            re.compile(r"^https://graph\.facebook\.com/v25\.0/\d+/conversations.*$"),
+            payload={"data": [{"id": "c1"}]},
+        )
         (result,) = await check_accounts(runtime)
     assert result.ok and result.detail == "1 conversation(s) visible"
