@@ -18,7 +18,7 @@ from aiohttp import web
 
 from orchestrator.config import AppConfig
 from orchestrator.errors import StoreUnavailable
-from orchestrator.intake import Row, store_rows
+from orchestrator.intake import action_row, store_rows
 from orchestrator.queries import q
 from orchestrator.typedefs import CLOCK, CONFIG, POOL
 from state_machines import ActionError, ConversationView, action_from_json, window_deadlines
@@ -168,15 +168,14 @@ async def submit_action(
         raise ApiError(400, "invalid_action", str(exc)) from None
     request_id = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
     pool = request.app[POOL]
-    event = Row(
-        account_id=row["account_id"],
-        customer_id=row["customer_id"],
-        dedup_key=f"action:api:{app.name}:{request_id}",
-        kind="action",
-        source="action",
-        mid=None,
-        occurred_at=request.app[CLOCK].now(),
-        payload={"app": app.name, "action": parsed.to_json(), "request_id": request_id},
+    event = action_row(
+        row["account_id"],
+        row["customer_id"],
+        f"action:api:{app.name}:{request_id}",
+        app.name,
+        parsed.to_json(),
+        request.app[CLOCK].now(),
+        request_id=request_id,
     )
     async with pool.acquire() as conn, conn.transaction():
         await store_rows(conn, [event], app.name)

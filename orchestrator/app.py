@@ -20,6 +20,7 @@ from orchestrator.clock import Clock, SystemClock
 from orchestrator.config import Config
 from orchestrator.database import create_pool
 from orchestrator.graph import CallRecord, GraphClient, Rate, RateLimiter, RateLimits, RetryPolicy
+from orchestrator.loop import STORE_ERRORS, wait_any
 from orchestrator.metrics import Metrics
 from orchestrator.migrations import migrate
 from orchestrator.onboarding import check_accounts
@@ -188,8 +189,8 @@ async def _background(app: web.Application, poll_interval: float) -> AsyncIterat
 
 
 async def _reaper(dispatcher: Dispatcher, stop: asyncio.Event) -> None:
+    """Every 30 s, return outbox rows left 'doing' by a dispatcher that died."""
     while not stop.is_set():
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(*STORE_ERRORS):
             await dispatcher.reap()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 30)
+        await wait_any(stop, None, 30)

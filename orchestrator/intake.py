@@ -8,7 +8,7 @@ content, NOTIFY. The NOTIFY wakes workers at commit; it is only a hint (workers 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -53,6 +53,21 @@ class Row:
             occurred_at=datetime.fromtimestamp(event.timestamp_ms / 1000, UTC),
             payload=event.raw,
         )
+
+
+def action_row(
+    account_id: str,
+    customer_id: str,
+    dedup_key: str,
+    app: str,
+    action: Mapping[str, Any],
+    at: datetime,
+    **extra: Any,
+) -> Row:
+    """A sub-app's action as an event of its conversation: actions from in-process handlers,
+    vendors (REST API) and QA scenarios all enter the same ordered queue as webhooks."""
+    payload = {"app": app, "action": dict(action), **extra}
+    return Row(account_id, customer_id, dedup_key, "action", "action", None, at, payload)
 
 
 async def store_rows(

@@ -11,7 +11,6 @@ next row proceeds. Meta refusing because we are not the thread owner triggers a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Mapping
 from datetime import timedelta
@@ -21,7 +20,8 @@ import asyncpg
 import structlog
 
 from orchestrator.graph import GraphError, HttpDeliveryError, NotThreadOwner, RetryPolicy
-from orchestrator.intake import Row, store_rows
+from orchestrator.intake import Row, action_row, store_rows
+from orchestrator.loop import run_until_stopped
 from orchestrator.queries import q
 from orchestrator.runtime import Runtime
 from orchestrator.subapps import Delivery
@@ -38,30 +38,14 @@ class Dispatcher:
         self.policy: RetryPolicy = rt.retry_policy
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
-        log.info("dispatcher_started", dispatcher=self.name)
-        while not stop.is_set():
-            try:
-                busy = await self.run_once()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.error("dispatcher_store_error", dispatcher=self.name, error=str(exc))
-                busy = False
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
-            if busy:
-                continue
-            wake.clear()
-            waiter = asyncio.ensure_future(wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait(
-                    {waiter, stopper},
-                    timeout=self.poll_interval,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-            finally:
-                waiter.cancel()
-                stopper.cancel()
-        log.info("dispatcher_stopped", dispatcher=self.name)
+        await run_until_stopped(
+            self.run_once,
+            stop=stop,
+            wake=wake,
+            poll_interval=self.poll_interval,
+            name=self.name,
+            kind="dispatcher",
+        )
 
     async def reap(self) -> int:
         rows = await self.rt.pool.fetch(q("outbox_reap"), REAP_AFTER_S)
@@ -181,20 +165,15 @@ class Dispatcher:
         actions = await handler.handle(delivery)
         now = rt.clock.now()
         follow_up = [
-            Row(
-                account_id=conv["account_id"],
-                customer_id=conv["customer_id"],
-                dedup_key=f"action:delivery-{row['id']}:{i}",
-                kind="action",
-                source="action",
-                mid=None,
-                occurred_at=now,
-                payload={
-                    "app": row["app"],
-                    "action": _as_json(a),
-                    "in_reply_to": row["id"],
-                    "standby": delivery.standby,
-                },
+            action_row(
+                conv["account_id"],
+                conv["customer_id"],
+                f"action:delivery-{row['id']}:{i}",
+                row["app"],
+                _as_json(a),
+                now,
+                in_reply_to=row["id"],
+                standby=delivery.standby,
             )
             for i, a in enumerate(actions)
         ]

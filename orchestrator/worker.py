@@ -10,7 +10,6 @@ transaction that would have marked the events done never commits.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -18,6 +17,7 @@ import asyncpg
 import structlog
 
 from orchestrator.clock import Clock
+from orchestrator.loop import run_until_stopped
 from orchestrator.metrics import Metrics
 from orchestrator.queries import q
 
@@ -57,31 +57,15 @@ class EventWorker:
         self.poll_interval = poll_interval
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
-        """Process until `stop` is set; `wake` (NOTIFY) shortens the wait, polling guarantees
-        progress when a notification is lost."""
-        log.info("worker_started", worker=self.name)
-        while not stop.is_set():
-            try:
-                busy = await self.run_once()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.error("worker_store_error", worker=self.name, error=str(exc))
-                busy = 0
-                await _sleep_or(stop, 1.0)
-            if busy:
-                continue
-            wake.clear()
-            waiter = asyncio.ensure_future(wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait(
-                    {waiter, stopper},
-                    timeout=self.poll_interval,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-            finally:
-                waiter.cancel()
-                stopper.cancel()
-        log.info("worker_stopped", worker=self.name)
+        """Process until `stop` is set (see `loop.run_until_stopped`)."""
+        await run_until_stopped(
+            self.run_once,
+            stop=stop,
+            wake=wake,
+            poll_interval=self.poll_interval,
+            name=self.name,
+            kind="worker",
+        )
 
     async def run_once(self) -> int:
         """One unit of work: due timers, orphan events, then one conversation's head events."""
@@ -140,8 +124,3 @@ class EventWorker:
         self.metrics.events_processed.labels(event["kind"], "done").inc()
         lag = (datetime.now(UTC) - event["received_at"]).total_seconds()
         self.metrics.processing_lag.observe(max(lag, 0.0))
-
-
-async def _sleep_or(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
