@@ -43,10 +43,16 @@ class Row:
     @classmethod
     def from_event(cls, event: Event) -> Row:
         mid = getattr(event, "mid", None)
+        dedup_key = event.dedup_key
+        if event.kind == "postback" and event.source == "standby":
+            # Standby copies of postbacks carry no payload (PLATFORM 2.9): stored apart, so
+            # the owner's complete copy is never dropped as their duplicate. Processing lets
+            # the owner's copy decide (see processing.py).
+            dedup_key += ":standby"
         return cls(
             account_id=event.account_id,
             customer_id=event.customer_id,
-            dedup_key=event.dedup_key,
+            dedup_key=dedup_key,
             kind=str(event.kind),
             source=event.source,
             mid=mid or None,
@@ -106,8 +112,18 @@ async def store_webhook(
     """Commit every event of one POST (and the raw body when flagged) or raise StoreUnavailable."""
     rows = [Row.from_event(e) for e in events]
     try:
-        async with pool.acquire() as conn:
-            inserted = await store_rows(conn, rows, app, raw_problem)
+        for attempt in (1, 2, 3):
+            try:
+                async with pool.acquire() as conn:
+                    inserted = await store_rows(conn, rows, app, raw_problem)
+                break
+            except asyncpg.DeadlockDetectedError:
+                # Two POSTs with the same events in different orders (redelivery, batches)
+                # can cross on the unique index; PostgreSQL aborts one, which is safe to
+                # repeat at once. Items keep their arrival order, which processing uses for
+                # events of the same millisecond.
+                if attempt == 3:
+                    raise
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise StoreUnavailable(f"could not store the webhook: {type(exc).__name__}: {exc}") from exc
     kinds: dict[str, int] = {}

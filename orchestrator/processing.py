@@ -172,6 +172,8 @@ class ConversationProcessor:
             ), typed
         if kind == "app_roles":
             return AppRolesChanged(at=at, roles=getattr(typed, "roles", {})), typed
+        if kind == "postback" and row["source"] == "standby" and _ours_in_control(conversation):
+            return None, typed  # the owner's copy (with the payload) makes the decision
         if kind in ("comment", "live_comment") and typed.customer_id == conversation["account_id"]:
             return None, typed  # the business's own comment reply: never a customer's activity
         if kind in _ACTIVITY:
@@ -276,6 +278,13 @@ class ConversationProcessor:
             refusal=d.refusal.code if d.refusal else None,
         )
         return result
+
+
+def _ours_in_control(conversation: dict[str, Any]) -> bool:
+    """One of our apps holds the thread (or it is idle, the primary answering), so Meta sends
+    that app the event in `messaging[]`; a standby copy is then only for information."""
+    owner = conversation["owner_app"]
+    return owner is None or not str(owner).startswith("foreign:")
 
 
 def _outbox_rows(effect: Any) -> list[tuple[str, str, dict[str, Any]]]:

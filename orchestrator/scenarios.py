@@ -7,29 +7,48 @@ what happened *during that step*: the conversation's state and owner, the messag
 customer received (disclosures included), the Graph calls made, the deliveries each app
 received, and an action's refusal. The first difference is explained by step and field.
 
+File keys: name, description, steps; optional config (deep-merged into the shipped
+config/orchestrator.toml; a list such as `apps` replaces the whole list) and faults (the
+simulator's faults from the start, as in the `faults:` step).
+
 Step keys (one per step, plus an optional `expect:` and `note:`):
   say: "text"            | say: {text, quick_reply}   the customer writes
   burst: ["a", "b", ...]                              several messages delivered together
+  burst: {texts: [...], every: 1s}                    the same, each one `every` later than
+                                                      the previous (distinct timestamps)
   react: {to: last_received | last_sent | <mid>, reaction: love}
   unsend: last_sent | <mid>                           the customer unsends one of theirs
   postback: PAYLOAD      comment: "text"              button tap / comment on a post
-  act: {app, type, ...}  an app's action (REST API when the app has an api_key)
+  act: {app, type, ...}  an app's action (REST API when the app has an api_key); in it
+                         `mid: last_received | last_sent` (the latest message the customer
+                         received / sent) and `comment_id: last_comment` (their latest
+                         comment) are resolved from the simulator
   inbox: take | reply | pass   (+ text / target_app) the Instagram Inbox, outside our apps
-  advance: 25h           move the shared clock (durations as in the config)
-  faults: {batch, redeliver, out_of_order, graph_5xx_rate}   Meta on a bad day
+  advance: 25h           move the shared clock (durations as in the config, or compound
+                         such as 23h59m or 1d1m)
+  faults: {batch, redeliver, out_of_order, graph_5xx_rate, numeric_app_ids}   Meta on a
+                         bad day, from this step on
 Expectations:
   state, owner (our view of the owner app), meta_owner (the simulator's owner app name),
   received: [text | {contains}|{text, tag}]   exactly these, in order, during the step
   received_count: N, graph: ["bot pass_thread_control", ...] exactly, in order
-  deliveries: {app: ["message", "standby:message", "handover_requested", ...]}
+  deliveries: {app: ["message", "standby:message", "handover_requested", ...]}  exactly,
+                         for each app listed (apps not listed are not checked)
   refused: <code> | null, status: <HTTP status of an act via the REST API>
   transcript_deleted: N  (tombstones in our transcript)
+  transcript_count: {in: N, out: M}   rows our transcript gained during the step
+                                      (in = from the customer, out = to the customer)
+  transcript_in: [text, ...]          the customer's messages stored during the step, in
+                                      transcript order (their own timestamps, then arrival)
+  dead_letters: N                     outbox rows dead-lettered so far (Meta refusals that
+                                      were reconciled or given up, never retried blindly)
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 import sys
 import time
 import tomllib
@@ -45,7 +64,8 @@ import yaml
 from orchestrator.config import Config, build_config, parse_duration
 from orchestrator.intake import Row, store_rows
 from orchestrator.sandbox import Sandbox
-from orchestrator.simulator import Faults
+from orchestrator.simulator import Faults, WebhookEvent
+from orchestrator.simulator.server import RUNTIME_KEY
 
 DEFAULT_DIR = Path("tests/scenarios")
 CUSTOMER = "4242424242424242"
@@ -126,6 +146,7 @@ class Runner:
         self.customer = customer
         self.graph_seq = 0
         self.outbox_id = 0
+        self.message_id = 0
         self.received_count = 0
         self.last_status: int | None = None
         self.last_refusal: str | None = None
@@ -150,6 +171,7 @@ class Runner:
         log = await self.sb.sim("GET", "/sim/log/graph")
         self.graph_seq = max((c["seq"] for c in log["data"]), default=0)
         self.outbox_id = await self.sb.pool.fetchval("SELECT coalesce(max(id), 0) FROM outbox")
+        self.message_id = await self.sb.pool.fetchval("SELECT coalesce(max(id), 0) FROM messages")
         view = await self.sb.sim("GET", f"/sim/customers/{self.customer}")
         self.received_count = len(view["received"])
         self.last_status = None
@@ -159,17 +181,22 @@ class Runner:
         sb, path = self.sb, f"/sim/customers/{self.customer}"
         if "say" in step:
             value = step["say"]
-            body = {"text": value} if isinstance(value, str) else {
-                "text": value.get("text"), "quick_reply_payload": value.get("quick_reply")}  # fmt: skip
-            await sb.sim("POST", f"{path}/say", body)
+            said: dict[str, Any] = (
+                {"text": value}
+                if isinstance(value, str)
+                else {"text": value.get("text"), "quick_reply_payload": value.get("quick_reply")}
+            )
+            await sb.sim("POST", f"{path}/say", said)
         elif "burst" in step:
-            await sb.sim("POST", f"{path}/say", {"texts": [str(t) for t in step["burst"]]})
+            await self._burst(step["burst"])
         elif "react" in step:
             spec = step["react"] if isinstance(step["react"], dict) else {"to": step["react"]}
             mid = await self._mid(spec.get("to", "last_received"))
-            await sb.sim("POST", f"{path}/react", {"mid": mid, "reaction": spec.get("reaction", "love")})
+            reaction = spec.get("reaction", "love")
+            await sb.sim("POST", f"{path}/react", {"mid": mid, "reaction": reaction})
         elif "unsend" in step:
-            await sb.sim("POST", f"{path}/unsend", {"mid": await self._mid(step["unsend"] or "last_sent")})
+            unsent = await self._mid(step["unsend"] or "last_sent")
+            await sb.sim("POST", f"{path}/unsend", {"mid": unsent})
         elif "postback" in step:
             await sb.sim("POST", f"{path}/postback", {"payload": step["postback"]})
         elif "comment" in step:
@@ -182,17 +209,44 @@ class Runner:
                 body["target_app_id"] = app.app_id if app else None
             await sb.sim("POST", f"/sim/inbox/{self.customer}/{spec['do']}", body)
         elif "advance" in step:
-            sb.world.advance(parse_duration(step["advance"]).total_seconds())
+            sb.world.advance(_duration(step["advance"], "advance"))
         elif "faults" in step:
             await sb.sim("POST", "/sim/faults", dict(step["faults"]))
         elif "act" in step:
             await self._act(dict(step["act"]))
+
+    async def _burst(self, spec: Any) -> None:
+        texts, every = spec, None
+        if isinstance(spec, Mapping):
+            texts, every = spec.get("texts"), spec.get("every")
+        if not isinstance(texts, list) or not texts:
+            raise ScenarioError(f"burst: expected a list of texts or {{texts, every}}: {spec!r}")
+        if every is None:
+            await self.sb.sim("POST", f"/sim/customers/{self.customer}/say",
+                              {"texts": [str(t) for t in texts]})  # fmt: skip
+            return
+        # The control API stamps a burst with one time; spaced timestamps are made in the
+        # world itself, and the webhooks then leave together as one delivery (faults apply).
+        seconds = _duration(every, "burst.every")
+        hooks: list[WebhookEvent] = []
+        for i, text in enumerate(texts):
+            if i:
+                self.sb.world.advance(seconds)
+            hooks.extend(self.sb.world.say(self.customer, str(text)).webhooks)
+        await self.sb.sim_app[RUNTIME_KEY].dispatcher.deliver(hooks)
 
     async def _act(self, spec: dict[str, Any]) -> None:
         app_name = spec.pop("app", None)
         app = self.sb.config.app(str(app_name))
         if app is None:
             raise ScenarioError(f"act: unknown app {app_name!r}")
+        if spec.get("mid") in ("last_received", "last_sent"):
+            spec["mid"] = await self._mid(spec["mid"])
+        if spec.get("comment_id") == "last_comment":
+            view = await self.sb.sim("GET", f"/sim/customers/{self.customer}")
+            if not view["comments"]:
+                raise ScenarioError("act: comment_id: last_comment, but nobody commented yet")
+            spec["comment_id"] = str(view["comments"][-1]["comment_id"])
         if "text" in spec and spec.get("type", "reply") == "reply":
             spec = {"type": "reply", "message": {"text": spec.pop("text")}, **spec}
         row = await self.sb.conversation(self.customer)
@@ -213,9 +267,7 @@ class Runner:
                                         self.sb.clock.now(), {"app": app.name, "action": spec})],
                              app.name)  # fmt: skip
         await self.sb.settle()
-        result = await self.sb.pool.fetchval(
-            "SELECT result FROM events WHERE dedup_key = $1", key
-        )
+        result = await self.sb.pool.fetchval("SELECT result FROM events WHERE dedup_key = $1", key)
         refusal = (result or {}).get("refusal")
         self.last_refusal = refusal["code"] if refusal else None
 
@@ -276,6 +328,26 @@ class Runner:
             return f"expected refusal {expect['refused']!r}, actual {self.last_refusal!r}"
         if "status" in expect and self.last_status != expect["status"]:
             return f"expected HTTP status {expect['status']}, actual {self.last_status}"
+        if "transcript_count" in expect or "transcript_in" in expect:
+            rows = await sb.pool.fetch(
+                "SELECT direction, text FROM messages WHERE id > $1 ORDER BY created_at, id",
+                self.message_id,
+            )
+            wanted_counts = dict(expect.get("transcript_count") or {})
+            for direction, n in wanted_counts.items():
+                stored = sum(1 for r in rows if r["direction"] == direction)
+                if stored != n:
+                    return (f"expected {n} '{direction}' message(s) stored in the transcript, "
+                            f"actual {stored}")  # fmt: skip
+            if "transcript_in" in expect:
+                got_in = [r["text"] for r in rows if r["direction"] == "in"]
+                if got_in != list(expect["transcript_in"]):
+                    return (f"expected the customer's messages stored as "
+                            f"{list(expect['transcript_in'])}, actual {got_in}")  # fmt: skip
+        if "dead_letters" in expect:
+            n = await sb.pool.fetchval("SELECT count(*) FROM outbox WHERE status = 'dead'")
+            if n != expect["dead_letters"]:
+                return f"expected {expect['dead_letters']} dead-lettered effect(s), actual {n}"
         if "transcript_deleted" in expect:
             n = await sb.pool.fetchval(
                 "SELECT count(*) FROM messages WHERE deleted_at IS NOT NULL AND text IS NULL"
@@ -286,7 +358,23 @@ class Runner:
 
 
 _EXPECT_KEYS = ("state", "owner", "meta_owner", "received", "received_count", "graph",
-                "deliveries", "refused", "status", "transcript_deleted")  # fmt: skip
+                "deliveries", "refused", "status", "transcript_deleted", "transcript_count",
+                "transcript_in", "dead_letters")  # fmt: skip
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+
+
+def _duration(value: Any, where: str) -> float:
+    """Seconds of a config duration (`25h`, `10m`, a number) or a compound one (`23h59m`)."""
+    text = str(value).replace(" ", "")
+    parts = _DURATION_PART.findall(text) if isinstance(value, str) else []
+    try:
+        if len(parts) > 1 and "".join(n + u for n, u in parts) == text:
+            return sum(parse_duration(n + u).total_seconds() for n, u in parts)
+        return parse_duration(value).total_seconds()
+    except ValueError as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
 
 
 def _compare_received(wanted: Sequence[Any], got: Sequence[Mapping[str, Any]]) -> str | None:
@@ -349,23 +437,30 @@ def discover(paths: Sequence[str]) -> list[Path]:
     targets = [Path(p) for p in paths] or [DEFAULT_DIR]
     files: list[Path] = []
     for t in targets:
-        files.extend(sorted(t.glob("*.yaml")) if t.is_dir() else [t])
+        if t.is_dir():
+            files.extend(sorted(t.glob("*.yaml")))
+        elif t.is_file():
+            files.append(t)
+        else:
+            raise ScenarioError(f"{t}: no such scenario file or folder")
     return files
 
 
 async def run_cli(paths: Sequence[str]) -> int:
     """`orchestrator scenarios run [PATHS]`: a table per scenario, non-zero on any failure."""
+    import logging
     import os
 
-    from orchestrator.database import resolve
-
-    import logging
-
     from orchestrator import logs
+    from orchestrator.database import resolve
 
     logs.configure(level="WARNING")  # the table is the output; the service's own log is noise
     logging.getLogger("aiohttp").setLevel(logging.ERROR)
-    files = discover(paths)
+    try:
+        files = discover(paths)
+    except ScenarioError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     if not files:
         print("no scenario files found", file=sys.stderr)
         return 2

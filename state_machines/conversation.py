@@ -148,6 +148,9 @@ class _Classified:
     target: _Owner | None = None  # pass/escalation target, new owner, or requester
     metadata: str | None = None
     refusal: Refusal | None = None  # for action:invalid
+    # The owner passes because request_policy=grant answered someone's request: the owner
+    # did not decide it, so it is told it lost control like any other app.
+    granted: bool = False
 
 
 def _owner_of(app_id: Any, policy: Policy) -> _Owner:
@@ -341,7 +344,7 @@ def _request(
         return _Classified(name, target=requester, metadata=metadata)
     suffix = {"bot": "", "human": "_to_human", "foreign": "_to_inbox", "idle": ""}[requester.kind]
     note = f"request by {policy.owner_label(requester.key)} granted (request_policy=grant)"
-    return _Classified(f"action:pass{suffix}", [note], owner, requester, metadata)
+    return _Classified(f"action:pass{suffix}", [note], owner, requester, metadata, granted=True)
 
 
 # --- the model the machine drives -----------------------------------------------------------
@@ -459,16 +462,12 @@ def _route(run: _Run, event: Mapping[str, Any], *, skip: tuple[str, ...] = ()) -
 def _contact(run: _Run, at: datetime, *, opens_window: bool, ends_streak: bool) -> None:
     v = run.view
     changes: dict[str, Any] = {}
-    if (
-        ends_streak
-        and v.state is B
-        and v.bot_failures
-        and v.last_customer_message_at is not None
-        and (v.last_bot_failure_at is None or v.last_bot_failure_at < v.last_customer_message_at)
-    ):
-        # The previous message drew no BotFailure, so the failures were not consecutive.
-        changes.update(bot_failures=0, last_bot_failure_at=None)
-        run.note("bot-failure streak ended: the previous message was understood")
+    if ends_streak:
+        if v.state is B and v.bot_failures and v.failure_at_message != v.customer_messages:
+            # The previous message drew no BotFailure, so the failures were not consecutive.
+            changes.update(bot_failures=0, last_bot_failure_at=None)
+            run.note("bot-failure streak ended: the previous message was understood")
+        changes["customer_messages"] = v.customer_messages + 1
     if opens_window:
         # Order rule: the window anchor only moves forward (Meta may deliver out of order).
         anchor = _later(v.last_customer_message_at, at)
@@ -538,7 +537,8 @@ def _send_reply(run: _Run, app: AppSpec) -> None:
 
 def _informed(run: _Run, app: AppSpec | None, event: dict[str, Any], actor: AppSpec | None) -> None:
     """Tell an app of ours what happened, unless it caused it itself."""
-    if app is not None and (actor is None or app.name != actor.name):
+    caused = actor is not None and app is not None and app.name == actor.name
+    if app is not None and (not caused or run.cls.granted):
         run.emit(Deliver(app.name, event))
 
 
@@ -1138,7 +1138,11 @@ def _h_private_reply_pending(run: _Run) -> None:
 def _h_bot_failure(run: _Run) -> None:
     if _require_control(run, "report a bot failure", RULE_CONTROL):
         count = run.view.bot_failures + 1
-        run.update(bot_failures=count, last_bot_failure_at=run.now)
+        run.update(
+            bot_failures=count,
+            last_bot_failure_at=run.now,
+            failure_at_message=run.view.customer_messages,
+        )
         run.note(f"bot failure {count} of {run.policy.bot_failure_threshold}")
 
 

@@ -291,8 +291,13 @@ class ConversationView:
     # When the human_idle timer fires: last human activity + human_idle_timeout, or later
     # when the human app extended its hold.
     human_idle_due_at: datetime | None = None
-    # Time of the last BotFailure; a customer message the bot understood ends the streak.
+    # Time of the last BotFailure (for people reading the view).
     last_bot_failure_at: datetime | None = None
+    # Order, not time, decides whether failures are consecutive: customer messages counted,
+    # and that count when the last BotFailure came. Clocks (Meta's timestamps vs our
+    # processing time) cannot be compared, a sequence can.
+    customer_messages: int = 0
+    failure_at_message: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.state, State):
