@@ -62,6 +62,8 @@ class FaqBot:
         locale = str(delivery.conversation.get("locale") or "en")
         kind = event.get("type") or event.get("kind")
         if kind == "handover_ended":
+            if event.get("reason") == "pending_timeout":
+                return []  # the customer was just told no one is available: no second notice
             return [_reply(self._text("back", locale))]
         if kind not in ("message", "postback"):
             return []

@@ -186,9 +186,14 @@ SELECT (SELECT occurred_at FROM events
                  AND payload ->> 'comment_id' = $2 AND status <> 'dead') AS already_replied;
 
 -- name: quiescence
--- Nothing left to do at the clock's `now`: no pending event, no effect due or in flight,
--- no timer due. Work scheduled later (backoff, timers) waits for the clock.
+-- Nothing left to do at the clock's `now`: no pending event, no effect claimable or in
+-- flight, no timer due. Work scheduled later (backoff, timers, rows queued behind a row that
+-- is backing off) waits for the clock.
 SELECT (SELECT count(*) FROM events WHERE status = 'pending')
-     + (SELECT count(*) FROM outbox
-        WHERE status = 'doing' OR (status = 'pending' AND available_at <= $1))
+     + (SELECT count(*) FROM outbox o
+        WHERE o.status = 'doing'
+           OR (o.status = 'pending' AND o.available_at <= $1
+               AND NOT EXISTS (SELECT 1 FROM outbox p
+                               WHERE p.conversation_id = o.conversation_id
+                                 AND p.status IN ('pending', 'doing') AND p.id < o.id)))
      + (SELECT count(*) FROM timers WHERE due_at <= $1) AS busy;
