@@ -20,7 +20,7 @@ from orchestrator.config import AppConfig
 from orchestrator.errors import StoreUnavailable
 from orchestrator.intake import action_row, store_rows
 from orchestrator.queries import q
-from orchestrator.typedefs import CLOCK, CONFIG, POOL
+from orchestrator.typedefs import CLOCK, CONFIG, POOL, RUNTIME
 from state_machines import ActionError, ConversationView, action_from_json, window_deadlines
 
 log = structlog.get_logger(__name__)
@@ -180,6 +180,7 @@ async def submit_action(
     async with pool.acquire() as conn, conn.transaction():
         await store_rows(conn, [event], app.name)
         event_id = await conn.fetchval(q("event_by_dedup"), event.account_id, event.dedup_key)
+    request.app[RUNTIME].waker.poke()
     outcome = await _await_decision(pool, event_id)
     if outcome is None:
         return web.json_response(

@@ -30,6 +30,7 @@ from orchestrator.processing import ConversationProcessor
 from orchestrator.runtime import Runtime
 from orchestrator.subapps import AppContext, load_subapp
 from orchestrator.typedefs import CLOCK, CONFIG, DB_URL, HTTP, METRICS, POOL, RUNTIME
+from orchestrator.wakeup import Waker
 from orchestrator.worker import EventWorker
 
 log = structlog.get_logger(__name__)
@@ -127,6 +128,7 @@ def _runtime_ctx(graph_base_url: str | None):  # type: ignore[no-untyped-def]
             graph=graph,
             policy=build_policy(config),
             retry_policy=RetryPolicy(max_attempts=s.outbox_max_attempts),
+            waker=Waker(app[POOL]),
             subapps=subapps,
         )
         # Not awaited: Meta being slow or down must not delay start-up.
@@ -135,6 +137,7 @@ def _runtime_ctx(graph_base_url: str | None):  # type: ignore[no-untyped-def]
         check.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await check
+        await app[RUNTIME].waker.close()
 
     return ctx
 
@@ -151,7 +154,7 @@ async def _background(app: web.Application, poll_interval: float) -> AsyncIterat
     """Workers and dispatchers; LISTEN wakes them, polling guarantees progress."""
     rt, config = app[RUNTIME], app[CONFIG]
     stop = asyncio.Event()
-    event_wake, outbox_wake = asyncio.Event(), asyncio.Event()
+    event_wake, outbox_wake = rt.waker.local, asyncio.Event()
     listener: asyncpg.Connection = await asyncpg.connect(app[DB_URL])
 
     def on_notify(_c: object, _pid: int, channel: str, _payload: str) -> None:

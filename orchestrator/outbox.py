@@ -86,6 +86,8 @@ class Dispatcher:
                             await store_rows(conn, follow_up, row["app"])
                         await self._record_transcript(conn, row, result)
                         await conn.execute(q("outbox_done"), row["id"], result)
+                    if follow_up:
+                        rt.waker.poke()
                     break
                 except asyncpg.DeadlockDetectedError:
                     # The effect happened; only our record of it failed. Never leave the row
@@ -225,6 +227,8 @@ class Dispatcher:
             if follow_up:
                 await store_rows(conn, follow_up, None)
             await conn.execute(q("outbox_dead"), row["id"], reason)
+        if follow_up:
+            rt.waker.poke()
         rt.metrics.outbox.labels(row["kind"], "dead").inc()
         log.error("outbox_dead_letter", kind=row["kind"], attempts=row["attempts"], reason=reason)
 

@@ -83,7 +83,13 @@ class ConversationProcessor:
             else ConversationView(locale=account.locale)
         )
         now = rt.clock.now()
-        if event["erased"]:
+        erased = event["erased"]
+        if not erased and event["kind"] in ("message", "message_edit") and event["mid"]:
+            unsent = await conn.fetchval(
+                q("erase_if_unsent"), event["id"], conversation["account_id"], event["mid"]
+            )
+            erased = unsent is not None
+        if erased:
             # Unsent before we got to it: keep a tombstone in the transcript, decide nothing.
             await conn.execute(
                 q("insert_message"),

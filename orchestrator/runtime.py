@@ -12,6 +12,7 @@ from orchestrator.config import Config
 from orchestrator.graph import GraphClient, GraphTarget, RetryPolicy
 from orchestrator.metrics import Metrics
 from orchestrator.subapps import SubApp
+from orchestrator.wakeup import Waker
 from state_machines import Policy
 
 
@@ -25,6 +26,7 @@ class Runtime:
     graph: GraphClient
     policy: Policy
     retry_policy: RetryPolicy
+    waker: Waker
     subapps: dict[str, SubApp] = field(default_factory=dict)
 
     def graph_target(self, account_id: str, app_name: str) -> GraphTarget:

@@ -12,7 +12,7 @@ from orchestrator import signature
 from orchestrator.errors import StoreUnavailable
 from orchestrator.intake import store_webhook
 from orchestrator.parsing import MalformedJSON, parse_body
-from orchestrator.typedefs import CONFIG, METRICS, POOL
+from orchestrator.typedefs import CONFIG, METRICS, POOL, RUNTIME
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +93,8 @@ async def receive(request: web.Request) -> web.StreamResponse:
         log.error("webhook_not_stored", reason=str(exc))
         # Not acknowledged: Meta redelivers, and nothing was half-stored (one transaction).
         return _error(503, "store_unavailable", "storage unavailable, retry later")
+    if result.stored:
+        request.app[RUNTIME].waker.poke()
     outcome = "flagged" if raw_problem or parsed.problems else "stored"
     metrics.webhooks.labels(name, outcome).inc()
     for kind, n in result.kinds.items():

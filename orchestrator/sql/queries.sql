@@ -197,3 +197,11 @@ SELECT (SELECT count(*) FROM events WHERE status = 'pending')
                                WHERE p.conversation_id = o.conversation_id
                                  AND p.status IN ('pending', 'doing') AND p.id < o.id)))
      + (SELECT count(*) FROM timers WHERE due_at <= $1) AS busy;
+
+-- name: erase_if_unsent
+-- Worker side of the privacy rule: a message whose unsend was stored before it (Meta may
+-- deliver out of order) is erased before anything else happens with it.
+UPDATE events SET payload = jsonb_build_object('erased', true, 'mid', mid), erased = true
+WHERE id = $1 AND EXISTS (SELECT 1 FROM events d
+                          WHERE d.account_id = $2 AND d.mid = $3 AND d.kind = 'message_deleted')
+RETURNING id;

@@ -13,6 +13,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from orchestrator.app import create_app
 from orchestrator.config import Config
+from orchestrator.processing import ConversationProcessor
+from orchestrator.typedefs import RUNTIME
+from orchestrator.worker import EventWorker
 from tests.conftest import ACCOUNT_ID, TEST_ENV, fixture_body, signed, wait_for
 
 
@@ -220,6 +223,11 @@ async def test_unsend_arriving_before_the_message_still_erases_it(
     for payload in (deletion, original):
         body, headers = signed(payload)
         assert (await client.post("/webhooks/bot", data=body, headers=headers)).status == 200
+    # The request path only stores; the worker erases such a message before anything else.
+    rt = client.server.app[RUNTIME]
+    worker = EventWorker(rt.pool, ConversationProcessor(rt), clock=rt.clock, metrics=rt.metrics)
+    while await worker.run_once():
+        pass
     assert (
         await count(
             db_url,
@@ -228,6 +236,14 @@ async def test_unsend_arriving_before_the_message_still_erases_it(
         )
         == 0
     )
+    assert (
+        await count(
+            db_url, "SELECT count(*) FROM messages WHERE text IS NULL AND deleted_at IS NOT NULL"
+        )
+        == 1
+    )
+    # Apps are told about the unsend, never given the erased text.
+    assert await count(db_url, "SELECT count(*) FROM outbox WHERE payload::text LIKE $1", f"%{item['message']['text']}%") == 0
 
 
 async def test_database_down_answers_503_then_redelivery_succeeds(

@@ -23,6 +23,7 @@ from orchestrator.policy import build_policy
 from orchestrator.runtime import Runtime
 from orchestrator.sandbox import _free_port
 from orchestrator.subapps import AppContext, load_subapp
+from orchestrator.wakeup import Waker
 from tests.conftest import ACCOUNT_ID, config_data, make_config
 from tests.meta_mock import MetaMock
 
@@ -53,6 +54,7 @@ async def runtime(db_url: str) -> AsyncIterator[Runtime]:
             graph=GraphClient(http),
             policy=build_policy(config),
             retry_policy=RetryPolicy(max_attempts=3),
+            waker=Waker(pool),
             subapps={},
         )
         for i, a in enumerate(config.apps):
