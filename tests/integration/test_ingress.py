@@ -243,7 +243,14 @@ async def test_unsend_arriving_before_the_message_still_erases_it(
         == 1
     )
     # Apps are told about the unsend, never given the erased text.
-    assert await count(db_url, "SELECT count(*) FROM outbox WHERE payload::text LIKE $1", f"%{item['message']['text']}%") == 0
+    assert (
+        await count(
+            db_url,
+            "SELECT count(*) FROM outbox WHERE payload::text LIKE $1",
+            f"%{item['message']['text']}%",
+        )
+        == 0
+    )
 
 
 async def test_database_down_answers_503_then_redelivery_succeeds(
