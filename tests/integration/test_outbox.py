@@ -224,3 +224,23 @@ async def test_onboarding_check_warns_per_account_with_a_hint(runtime: Runtime) 
         )
         (result,) = await check_accounts(runtime)
     assert result.ok and result.detail == "1 conversation(s) visible"
+
+
+async def test_row_of_a_dispatcher_that_died_is_recovered_and_sent(runtime: Runtime) -> None:
+    """The one documented at-least-once window: a dispatcher dies after claiming a row (maybe
+    after Meta accepted the message). The reaper returns the row; it is sent (again)."""
+    await add_rows(runtime.pool, [send("eins")])
+    claimed = await runtime.pool.fetchrow(
+        "UPDATE outbox SET status = 'doing', attempts = 1, locked_at = now() - interval '10 minutes',"
+        " locked_by = 'dead-dispatcher' RETURNING id"
+    )
+    d = Dispatcher(runtime)
+    assert not await d.run_once()  # in flight elsewhere: nothing else of this conversation moves
+    assert await d.reap() == 1
+    with MetaMock() as meta:
+        meta.post(SEND, payload={"recipient_id": CUSTOMER, "message_id": "m1"})
+        assert await d.run_once()
+    row = await runtime.pool.fetchrow(
+        "SELECT status, attempts FROM outbox WHERE id = $1", claimed["id"]
+    )
+    assert (row["status"], row["attempts"]) == ("done", 2)
