@@ -108,6 +108,10 @@ class ConversationProcessor:
         trigger, typed = await self._trigger(conn, conversation, event)
         if typed is not None and typed.kind in (EventKind.MESSAGE, EventKind.MESSAGE_ECHO):
             await self._transcribe(conn, conversation["id"], event, typed)
+        elif typed is not None and typed.kind == EventKind.MESSAGE_EDIT:
+            await conn.execute(
+                q("edit_message"), conversation["id"], event["mid"], getattr(typed, "text", None)
+            )
         if trigger is None:
             note = f"{event['kind']}: recorded, no decision needed"
             log.info("event_processed", event_id=event["id"], kind=event["kind"], note=note)

@@ -205,3 +205,8 @@ UPDATE events SET payload = jsonb_build_object('erased', true, 'mid', mid), eras
 WHERE id = $1 AND EXISTS (SELECT 1 FROM events d
                           WHERE d.account_id = $2 AND d.mid = $3 AND d.kind = 'message_deleted')
 RETURNING id;
+
+-- name: edit_message
+-- The customer edited a message: the transcript shows the latest text (unless unsent).
+UPDATE messages SET text = $3
+WHERE conversation_id = $1 AND mid = $2 AND direction = 'in' AND deleted_at IS NULL;

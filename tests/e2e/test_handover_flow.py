@@ -244,3 +244,23 @@ async def test_burst_of_events_for_one_conversation_is_handled_in_order(sandbox:
         "SELECT payload->'message'->>'text' AS t FROM events WHERE kind = 'message' ORDER BY processed_at, id"
     )
     assert [r["t"] for r in processed] == texts
+
+
+async def test_edit_updates_the_transcript_and_unsend_erases_it(sandbox: Sandbox) -> None:
+    sent = await say(sandbox, "Ich heiße Mxa")
+    await sandbox.sim(
+        "POST", f"/sim/customers/{CUSTOMER}/edit", {"mid": sent["mid"], "text": "Ich heiße Max"}
+    )
+    await sandbox.settle()
+    cid = await conversation_id(sandbox)
+    _, data = await sandbox.api("GET", f"/api/v1/conversations/{cid}", "support")
+    assert data["transcript"][0]["text"] == "Ich heiße Max"
+    await sandbox.sim("POST", f"/sim/customers/{CUSTOMER}/unsend", {"mid": sent["mid"]})
+    await sandbox.settle()
+    _, data = await sandbox.api("GET", f"/api/v1/conversations/{cid}", "support")
+    assert data["transcript"][0] == {**data["transcript"][0], "deleted": True}
+    assert "text" not in data["transcript"][0]
+    stored = await sandbox.pool.fetchval(
+        "SELECT count(*) FROM events WHERE payload::text LIKE '%Max%' OR payload::text LIKE '%Mxa%'"
+    )
+    assert stored == 0
