@@ -262,6 +262,14 @@ def build_config(data: Mapping[str, Any], path: str, env: Mapping[str, str]) -> 
     apps = _apps(r, data.get("apps"))
     handover = _handover(r, data.get("handover", {}), apps)
     disclosure = _disclosure(r, data.get("disclosure", {}), accounts)
+    if len(apps) > 1:
+        for i, acc in enumerate(accounts):
+            if acc.login == "instagram":
+                r.fail(
+                    f"accounts[{i}].login",
+                    "handover between several apps needs login = 'facebook' and a page_id: "
+                    "thread control is a Page feature (PLATFORM.md section 5)",
+                )
     rate_limits = _rate_limits(r, data.get("rate_limits", {}))
     known = {"service", "accounts", "apps", "handover", "disclosure", "rate_limits"}
     for key in data:

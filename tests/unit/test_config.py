@@ -118,3 +118,12 @@ def test_rate_limits_are_configurable_and_validated() -> None:
     problems = problems_of(config_data(rate_limits={"send_text": 0, "burst": 3}))
     assert "rate_limits.send_text: must be a positive number of calls" in problems
     assert any(p.startswith("rate_limits.burst: unknown key") for p in problems)
+
+
+def test_instagram_login_cannot_hand_over_between_apps() -> None:
+    data = config_data()
+    data["accounts"][0]["login"] = "instagram"
+    assert any(
+        p.startswith("accounts[0].login: handover between several apps needs")
+        for p in problems_of(data)
+    )
