@@ -4,6 +4,14 @@ Point the orchestrator's Graph base URL at `create_simulator_app(...)` and drive
 the Instagram Inbox, the clock and faults through `/sim/...` or the `/phone` page.
 """
 
+from orchestrator.simulator.config import (
+    INSTAGRAM_INBOX_APP_ID,
+    PAGE_INBOX_APP_ID,
+    SimApp,
+    SimConfig,
+)
+from orchestrator.simulator.errors import GraphError, SimError
+from orchestrator.simulator.model import Outcome, WebhookEvent
 from orchestrator.simulator.server import (
     RUNTIME_KEY,
     WORLD_KEY,
@@ -18,17 +26,7 @@ from orchestrator.simulator.webhooks import (
     sign,
     verify_signature,
 )
-from orchestrator.simulator.world import (
-    INSTAGRAM_INBOX_APP_ID,
-    PAGE_INBOX_APP_ID,
-    GraphError,
-    Outcome,
-    SimApp,
-    SimConfig,
-    SimError,
-    WebhookEvent,
-    World,
-)
+from orchestrator.simulator.world import World
 
 __all__ = [
     "INSTAGRAM_INBOX_APP_ID",

@@ -21,6 +21,16 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from orchestrator.simulator.config import INSTAGRAM_INBOX_APP_ID, SimApp, SimConfig
+from orchestrator.simulator.errors import (
+    GraphError,
+    SimError,
+    invalid_token,
+    param_error,
+    transient_error,
+    unsupported_request,
+)
+from orchestrator.simulator.model import Outcome
 from orchestrator.simulator.webhooks import (
     DeliveryPolicy,
     Faults,
@@ -29,19 +39,7 @@ from orchestrator.simulator.webhooks import (
     WebhookDispatcher,
     verify_callback,
 )
-from orchestrator.simulator.world import (
-    INSTAGRAM_INBOX_APP_ID,
-    GraphError,
-    Outcome,
-    SimApp,
-    SimConfig,
-    SimError,
-    World,
-    invalid_token,
-    param_error,
-    transient_error,
-    unsupported_request,
-)
+from orchestrator.simulator.world import World
 
 STATIC_DIR = Path(__file__).parent / "static"
 VERSION_RE = re.compile(r"^v\d+\.\d+$")

@@ -21,7 +21,8 @@ from typing import Any
 
 import aiohttp
 
-from orchestrator.simulator.world import SimError, WebhookEvent
+from orchestrator.simulator.errors import SimError
+from orchestrator.simulator.model import WebhookEvent
 
 USER_AGENT = "facebookexternalua"
 HANDOVER_KEYS = ("pass_thread_control", "take_thread_control", "request_thread_control")
