@@ -1,6 +1,6 @@
 """Durable intake: every item of one webhook POST committed in one transaction, deduplicated.
 
-One database call however many items (`orchestrator_intake`, migration 0002): create missing
+One database call however many items (`orchestrator_intake`, migrations/0001): create missing
 conversations, insert the events (ON CONFLICT on the dedup key does the dedup), erase unsent
 content, NOTIFY. The NOTIFY wakes workers at commit; it is only a hint (workers poll too).
 """
