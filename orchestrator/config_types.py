@@ -1,0 +1,138 @@
+"""The validated configuration as typed, frozen value objects: `Config` and its sections
+(service, accounts, apps, handover, disclosure, rate limits) and the redacting `Secret`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A secret value that never shows itself in logs, reprs or tracebacks."""
+
+    value: str = field(repr=False)
+    source: str = ""
+
+    def __repr__(self) -> str:
+        return f"Secret(<redacted from {self.source or 'config'}>)"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountConfig:
+    name: str
+    instagram_account_id: str
+    page_id: str | None
+    locale: str
+    market: str
+    login: Literal["facebook", "instagram"]
+
+
+@dataclass(frozen=True, slots=True)
+class AppConfig:
+    name: str
+    app_id: str
+    role: Literal["primary", "secondary"]
+    kind: Literal["bot", "human"]
+    app_secret: Secret
+    verify_token: Secret
+    page_token: Secret
+    api_key: Secret | None
+    handler: str | None
+    url: str | None
+    signing_secret: Secret | None
+    standby: bool
+    can_take: bool
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class HandoverConfig:
+    pending_timeout: timedelta = timedelta(minutes=10)
+    human_idle_timeout: timedelta = timedelta(hours=4)
+    request_policy: Literal["grant", "ask_owner"] = "ask_owner"
+    escalation_keywords: tuple[str, ...] = ()
+    escalation_payloads: tuple[str, ...] = ("TALK_TO_HUMAN",)
+    bot_failure_threshold: int = 3
+    default_human_app: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DisclosureConfig:
+    lapse: timedelta = timedelta(hours=24)
+    text: Mapping[str, str] = field(default_factory=dict)
+    no_agent_text: Mapping[str, str] = field(default_factory=dict)
+    escalation_text: Mapping[str, str] = field(default_factory=dict)
+    default_locale: str = "en"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    mode: Literal["sandbox", "live"] = "live"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"
+    graph_api_version: str = "v25.0"
+    facebook_graph_url: str = "https://graph.facebook.com"
+    instagram_graph_url: str = "https://graph.instagram.com"
+    workers: int = 4
+    dispatchers: int = 4
+    max_body_bytes: int = 1024 * 1024
+    outbox_max_attempts: int = 8
+    simulator_port: int = 8081
+    data_dir: str = ".pgdata"
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitConfig:
+    """Calls per second (private replies: per hour) per account, per Graph bucket."""
+
+    send_text: float = 100.0
+    send_media: float = 10.0
+    private_reply_per_hour: float = 750.0
+    conversations: float = 2.0
+    thread_control: float = 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: str
+    service: ServiceConfig
+    accounts: tuple[AccountConfig, ...]
+    apps: tuple[AppConfig, ...]
+    handover: HandoverConfig
+    disclosure: DisclosureConfig
+    rate_limits: RateLimitConfig = RateLimitConfig()
+    generated_secrets: tuple[str, ...] = ()
+
+    @property
+    def sandbox(self) -> bool:
+        return self.service.mode == "sandbox"
+
+    @property
+    def primary(self) -> AppConfig:
+        return next(a for a in self.apps if a.role == "primary")
+
+    def app(self, name: str) -> AppConfig | None:
+        return next((a for a in self.apps if a.name == name), None)
+
+    def app_by_id(self, app_id: str) -> AppConfig | None:
+        return next((a for a in self.apps if a.app_id == app_id), None)
+
+    def account(self, account_id: str) -> AccountConfig | None:
+        return next((a for a in self.accounts if a.instagram_account_id == account_id), None)
+
+    def app_by_api_key(self, key: str) -> AppConfig | None:
+        import hmac
+
+        for app in self.apps:
+            if app.api_key and hmac.compare_digest(app.api_key.value.encode(), key.encode()):
+                return app
+        return None
