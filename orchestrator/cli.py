@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     say.add_argument("--customer", default="1234567890123456", help="the customer's IGSID")
     show = sandbox_sub.add_parser("show", help="show what the customer received")
     show.add_argument("--customer", default="1234567890123456")
+    subscribe = sub.add_parser(
+        "subscribe", help="subscribe every app to every account's webhooks, then check"
+    )
+    subscribe.add_argument(
+        "--check", action="store_true", help="only compare Meta's subscriptions with ours"
+    )
     dead = sub.add_parser("dead-letters", help="list or replay dead-lettered outbox rows")
     dead_sub = dead.add_subparsers(dest="dead_command", required=True)
     dead_sub.add_parser("list")
@@ -77,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_cli(args.paths))
         if args.command == "sandbox":
             return asyncio.run(_sandbox(config, args))
+        if args.command == "subscribe":
+            return asyncio.run(_subscribe(config, check_only=args.check))
         if args.command == "dead-letters":
             return asyncio.run(_dead_letters(config, args))
     except ConfigError as exc:
@@ -122,6 +130,28 @@ async def _migrate(config: Config) -> int:
         applied = await migrate(conn)
     print(f"applied {len(applied)} migration(s)" if applied else "schema is current")
     return 0
+
+
+async def _subscribe(config: Config, *, check_only: bool) -> int:
+    import aiohttp
+
+    from orchestrator.graph import GraphClient
+    from orchestrator.subscriptions import subscribe_all
+
+    s = config.service
+    # In sandbox mode the simulator of a running `make run` stands in for Meta.
+    sim = f"http://127.0.0.1:{s.simulator_port}" if config.sandbox else None
+    async with aiohttp.ClientSession() as session:
+        graph = GraphClient(
+            session,
+            api_version=s.graph_api_version,
+            facebook_base_url=sim or s.facebook_graph_url,
+            instagram_base_url=sim or s.instagram_graph_url,
+        )
+        reports = await subscribe_all(config, graph, check_only=check_only)
+    for r in reports:
+        print(f"{'ok ' if r.ok else 'ERR'}  account {r.account}  app {r.app}: {r.detail}")
+    return 0 if all(r.ok for r in reports) else 1
 
 
 async def _dead_letters(config: Config, args: argparse.Namespace) -> int:

@@ -1,0 +1,68 @@
+"""Webhook subscriptions: subscribe every app to every account, and check what Meta has.
+
+Routing relies on every messaging app of the business being subscribed (PLATFORM 10), and
+Meta unsubscribes an app whose webhook failed for an hour (PLATFORM 3): `orchestrator
+subscribe` (re)subscribes; `orchestrator subscribe --check` only compares Meta's list with the
+fields we need and names what is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.config import Config
+from orchestrator.graph import GraphClient, GraphError, GraphTarget
+
+# Page-level fields for Instagram messaging and handover (PLATFORM 2 and 10).
+FIELDS = (
+    "messages",
+    "messaging_postbacks",
+    "messaging_seen",
+    "message_reactions",
+    "messaging_referral",
+    "messaging_handover",
+    "standby",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionReport:
+    account: str
+    app: str
+    ok: bool
+    detail: str
+
+
+async def subscribe_all(
+    config: Config, graph: GraphClient, *, check_only: bool = False
+) -> list[SubscriptionReport]:
+    reports = []
+    for account in config.accounts:
+        for app in config.apps:
+            target = GraphTarget(
+                account_id=account.instagram_account_id,
+                page_id=account.page_id,
+                login=account.login,
+                token=app.page_token.value,
+            )
+            try:
+                if not check_only:
+                    await graph.subscribe_app(target, list(FIELDS))
+                answer = await graph.subscribed_apps(target)
+            except GraphError as exc:
+                reports.append(SubscriptionReport(account.name, app.name, False, str(exc)))
+                continue
+            mine = next((a for a in answer.get("data", []) if str(a.get("id")) == app.app_id), None)
+            if mine is None:
+                reports.append(
+                    SubscriptionReport(account.name, app.name, False, "app is not subscribed")
+                )
+                continue
+            have = set(mine.get("subscribed_fields") or [])
+            # Meta accepts both spellings of the handover field (PLATFORM 2.8).
+            if "messaging_handovers" in have:
+                have.add("messaging_handover")
+            missing = [f for f in FIELDS if f not in have]
+            detail = f"missing fields: {', '.join(missing)}" if missing else "all fields subscribed"
+            reports.append(SubscriptionReport(account.name, app.name, not missing, detail))
+    return reports
