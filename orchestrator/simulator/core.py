@@ -172,11 +172,13 @@ class WorldCore:
         state = self.app_states.get(app_id)
         return bool(state and state.subscribed and field_name in state.fields)
 
-    def _event(self, igsid: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _event(
+        self, igsid: str, key: str, body: dict[str, Any], timestamp_ms: int | None = None
+    ) -> dict[str, Any]:
         return {
             "sender": {"id": igsid},
             "recipient": {"id": self.config.account_id},
-            "timestamp": self._ms(),
+            "timestamp": self._ms() if timestamp_ms is None else timestamp_ms,
             key: body,
         }
 
@@ -188,13 +190,16 @@ class WorldCore:
         `messaging[]` (PLATFORM 1.3 "default behavior")."""
         primary = thread.owner or self.default_app_id
         out = []
+        # One event, one time: every copy (messaging or standby) carries the same timestamp,
+        # as Meta's do — receivers derive dedup keys from it.
+        at_ms = self._ms()
         for app in self.our_apps:
             if not self.config.routing_enabled or app.app_id == primary:
                 if self._wants(app.app_id, EVENT_FIELDS[key]):
-                    event = self._event(thread.igsid, key, body)
+                    event = self._event(thread.igsid, key, body, at_ms)
                     out.append(WebhookEvent(app.app_id, "messaging", event, self.now))
             elif self._wants(app.app_id, "standby"):
-                event = self._event(thread.igsid, key, standby_body or body)
+                event = self._event(thread.igsid, key, standby_body or body, at_ms)
                 out.append(WebhookEvent(app.app_id, "standby", event, self.now))
         return tuple(out)
 

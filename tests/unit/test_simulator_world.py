@@ -734,3 +734,12 @@ def test_reset_keeps_app_registrations_unless_asked(world: World) -> None:
 def test_clock_only_moves_forward(world: World) -> None:
     with pytest.raises(SimError):
         world.advance(-1)
+
+
+def test_every_copy_of_one_customer_event_carries_the_same_timestamp() -> None:
+    ticks = iter(range(1_800_000_000_000, 1_900_000_000_000, 7))  # a clock that moves per read
+    world = make_world()
+    world._clock = lambda: next(ticks) / 1000  # type: ignore[method-assign]
+    outcome = world.say(CUSTOMER, "hi")
+    stamps = {hook.payload["timestamp"] for hook in outcome.webhooks}
+    assert len(outcome.webhooks) == 3 and len(stamps) == 1  # bot, agent and crm
