@@ -15,7 +15,7 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from orchestrator import api, health, webhooks
+from orchestrator import api, health, logs, webhooks
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.config import Config
 from orchestrator.database import create_pool
@@ -62,7 +62,7 @@ def create_app(
         web.post("/webhooks/{app}", webhooks.receive),
     ]
     app.add_routes(webhooks_routes + health.routes + api.routes)
-    app.middlewares.append(api.error_middleware)
+    app.middlewares.extend([logs.request_context, api.error_middleware])
     return app
 
 

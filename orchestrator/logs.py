@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import structlog
+from aiohttp import web
 
 _SENSITIVE = ("token", "secret", "password", "authorization", "api_key", "signature")
 
@@ -43,3 +45,14 @@ def configure(*, json: bool | None = None, level: str = "INFO") -> None:
         logger_factory=lambda *_: structlog.PrintLogger(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+@web.middleware
+async def request_context(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Fresh log context per request: aiohttp serves keep-alive requests of one connection in
+    one task, so without clearing, one request's bound app would leak into the next."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=uuid.uuid4().hex[:12])
+    return await handler(request)

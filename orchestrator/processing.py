@@ -83,13 +83,12 @@ class ConversationProcessor:
             else ConversationView(locale=account.locale)
         )
         now = rt.clock.now()
-        erased = event["erased"]
-        if not erased and event["kind"] in ("message", "message_edit") and event["mid"]:
-            unsent = await conn.fetchval(
-                q("erase_if_unsent"), event["id"], conversation["account_id"], event["mid"]
-            )
-            erased = unsent is not None
-        if erased:
+        if event["unsent"] or (event["kind"] == "message_deleted" and event["mid"]):
+            # One erase mechanism (orchestrator_erase). For a deletion this is the guarantee:
+            # per-conversation order processes it after its message, whose transcript row
+            # then exists, whatever raced with intake's immediate erase.
+            await conn.execute(q("erase_unsent"), [conversation["account_id"]], [event["mid"]])
+        if event["erased"] or event["unsent"]:
             # Unsent before we got to it: keep a tombstone in the transcript, decide nothing.
             await conn.execute(
                 q("insert_message"),

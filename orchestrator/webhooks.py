@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import uuid
 
 import structlog
 from aiohttp import web
@@ -48,7 +47,7 @@ async def verify_subscription(request: web.Request) -> web.StreamResponse:
 async def receive(request: web.Request) -> web.StreamResponse:
     config, metrics = request.app[CONFIG], request.app[METRICS]
     name = request.match_info["app"]
-    structlog.contextvars.bind_contextvars(request_id=uuid.uuid4().hex[:12], app=name)
+    structlog.contextvars.bind_contextvars(app=name)
     app = config.app(name)
     if app is None:
         metrics.webhooks.labels("unknown", "unknown_app").inc()

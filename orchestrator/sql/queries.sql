@@ -32,10 +32,16 @@ LIMIT 1;
 -- name: head_events
 -- Order rule: within a conversation, by the event's own timestamp (Meta may deliver out of
 -- order after failures), then by arrival.
-SELECT id, kind, source, received_by, mid, occurred_at, received_at, payload, erased
-FROM events
-WHERE conversation_id = $1 AND status = 'pending'
-ORDER BY occurred_at, id
+-- `unsent`: a message whose unsend was stored before it (Meta may deliver out of order);
+-- the worker erases it before anything else happens with it.
+SELECT e.id, e.kind, e.source, e.received_by, e.mid, e.occurred_at, e.received_at, e.payload,
+       e.erased,
+       (e.kind IN ('message', 'message_edit') AND NOT e.erased AND e.mid IS NOT NULL
+        AND EXISTS (SELECT 1 FROM events d WHERE d.account_id = e.account_id
+                    AND d.mid = e.mid AND d.kind = 'message_deleted')) AS unsent
+FROM events e
+WHERE e.conversation_id = $1 AND e.status = 'pending'
+ORDER BY e.occurred_at, e.id
 LIMIT $2;
 
 -- name: finish_event
@@ -198,13 +204,8 @@ SELECT (SELECT count(*) FROM events WHERE status = 'pending')
                                  AND p.status IN ('pending', 'doing') AND p.id < o.id)))
      + (SELECT count(*) FROM timers WHERE due_at <= $1) AS busy;
 
--- name: erase_if_unsent
--- Worker side of the privacy rule: a message whose unsend was stored before it (Meta may
--- deliver out of order) is erased before anything else happens with it.
-UPDATE events SET payload = jsonb_build_object('erased', true, 'mid', mid), erased = true
-WHERE id = $1 AND EXISTS (SELECT 1 FROM events d
-                          WHERE d.account_id = $2 AND d.mid = $3 AND d.kind = 'message_deleted')
-RETURNING id;
+-- name: erase_unsent
+SELECT orchestrator_erase($1::text[], $2::text[]);
 
 -- name: edit_message
 -- The customer edited a message: the transcript shows the latest text (unless unsent).

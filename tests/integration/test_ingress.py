@@ -290,3 +290,53 @@ async def test_health_ready_and_metrics(client: TestClient) -> None:
     text = await (await client.get("/metrics")).text()
     assert 'orchestrator_webhooks_total{app="bot",outcome="stored"} 1.0' in text
     assert "orchestrator_queue_depth 1.0" in text
+
+
+async def test_worker_erases_a_message_when_it_processes_its_unsend(
+    client: TestClient, db_url: str
+) -> None:
+    """The guarantee behind intake's immediate erase: even if the transcript row was written
+    after intake erased (a race between the two transactions), processing the deletion —
+    always after its message, by per-conversation order — erases it."""
+    original = fixture_body("message_text")
+    item = original["entry"][0]["messaging"][0]
+    body, headers = signed(original)
+    assert (await client.post("/webhooks/bot", data=body, headers=headers)).status == 200
+    rt = client.server.app[RUNTIME]
+    worker = EventWorker(rt.pool, ConversationProcessor(rt), clock=rt.clock, metrics=rt.metrics)
+    while await worker.run_once():
+        pass
+    assert (
+        await count(
+            db_url, "SELECT count(*) FROM messages WHERE text = $1", item["message"]["text"]
+        )
+        == 1
+    )
+    # The deletion is stored without intake's erase step, as if it had lost that race.
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute(
+            "INSERT INTO events (conversation_id, account_id, dedup_key, kind, source, mid, occurred_at, payload)"
+            " SELECT conversation_id, account_id, 'del:' || mid, 'message_deleted', 'messaging', mid,"
+            " occurred_at + interval '1 second', jsonb_build_object('message', jsonb_build_object('mid', mid, 'is_deleted', true),"
+            " 'sender', payload->'sender', 'recipient', payload->'recipient', 'timestamp', (payload->>'timestamp')::bigint + 1000)"
+            " FROM events WHERE kind = 'message'"
+        )
+    finally:
+        await conn.close()
+    while await worker.run_once():
+        pass
+    assert (
+        await count(
+            db_url, "SELECT count(*) FROM messages WHERE text IS NULL AND deleted_at IS NOT NULL"
+        )
+        == 1
+    )
+    assert (
+        await count(
+            db_url,
+            "SELECT count(*) FROM events WHERE payload::text LIKE $1",
+            f"%{item['message']['text']}%",
+        )
+        == 0
+    )

@@ -104,6 +104,30 @@ CREATE TABLE timers (
 );
 CREATE INDEX timers_due ON timers (due_at);
 
+-- The one erase mechanism for an unsend (privacy): the stored content of those mids, in the
+-- event log and in the transcript, is replaced by a tombstone; the deletion event stays as
+-- the record. Called by intake (at once) and by the worker when it processes the deletion
+-- (the guarantee: per-conversation order puts that after the message's own processing).
+CREATE FUNCTION orchestrator_erase(p_account_ids text[], p_mids text[]) RETURNS void
+LANGUAGE sql VOLATILE AS $$
+    WITH gone AS (
+        SELECT DISTINCT t.account_id, t.mid FROM unnest(p_account_ids, p_mids) AS t(account_id, mid)
+        WHERE t.mid IS NOT NULL
+    ), erased_events AS (
+        UPDATE events ev
+        SET payload = jsonb_build_object('erased', true, 'mid', ev.mid), erased = true
+        FROM gone
+        WHERE ev.account_id = gone.account_id AND ev.mid = gone.mid
+          AND ev.kind IN ('message', 'message_edit') AND NOT ev.erased
+        RETURNING ev.id
+    )
+    UPDATE messages m
+    SET text = NULL, attachments = NULL, deleted_at = coalesce(m.deleted_at, now())
+    FROM gone, conversations c
+    WHERE m.conversation_id = c.id AND c.account_id = gone.account_id
+      AND m.mid = gone.mid AND m.direction = 'in' AND m.deleted_at IS NULL;
+$$;
+
 -- Webhook intake in ONE round trip: the request path is signature check, parse, one call.
 -- A function call is a single statement, hence atomic: every item of the POST (and the raw
 -- body when flagged) is committed together or not at all. Each statement inside sees a new
@@ -149,26 +173,12 @@ BEGIN
     ON CONFLICT (account_id, dedup_key) DO NOTHING
     RETURNING e.id, e.kind;
 
-    -- Privacy: an unsend erases the stored content of that mid at once, and the
-    -- transcript's copy too. The deletion event itself is the tombstone.
+    -- Privacy: an unsend erases the stored content of that mid at once.
     IF 'message_deleted' = ANY (p_kinds) THEN
-        WITH gone AS (
-            SELECT DISTINCT t.account_id, t.mid
-            FROM unnest(p_account_ids, p_mids, p_kinds) AS t(account_id, mid, kind)
-            WHERE t.kind = 'message_deleted' AND t.mid IS NOT NULL
-        ), erased_events AS (
-            UPDATE events ev
-            SET payload = jsonb_build_object('erased', true, 'mid', ev.mid), erased = true
-            FROM gone
-            WHERE ev.account_id = gone.account_id AND ev.mid = gone.mid
-              AND ev.kind IN ('message', 'message_edit') AND NOT ev.erased
-            RETURNING ev.id
-        )
-        UPDATE messages m
-        SET text = NULL, attachments = NULL, deleted_at = coalesce(m.deleted_at, now())
-        FROM gone, conversations c
-        WHERE m.conversation_id = c.id AND c.account_id = gone.account_id
-          AND m.mid = gone.mid AND m.direction = 'in' AND m.deleted_at IS NULL;
+        PERFORM orchestrator_erase(
+            array_agg(t.account_id), array_agg(t.mid))
+        FROM unnest(p_account_ids, p_mids, p_kinds) AS t(account_id, mid, kind)
+        WHERE t.kind = 'message_deleted' AND t.mid IS NOT NULL;
     END IF;
 END;
 $$;
