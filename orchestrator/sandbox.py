@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from orchestrator.app import create_app
 from orchestrator.config import Config
+from orchestrator.intake import action_row, store_rows
 from orchestrator.queries import q
 from orchestrator.simulator import WORLD_KEY, Faults, SimApp, SimConfig, World, create_simulator_app
 from orchestrator.simulator.server import RUNTIME_KEY
@@ -147,6 +149,21 @@ class Sandbox:
             method, f"{self.url}{path}", json=body, headers={"Authorization": f"Bearer {token}"}
         ) as resp:
             return resp.status, await resp.json()
+
+    async def act_directly(
+        self, app: str, customer_id: str, action: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """An app's action stored straight into the conversation's queue, as an in-process
+        handler's are (for apps without an API key); settles and returns the decision."""
+        key = f"action:sandbox:{uuid.uuid4().hex}"
+        account = self.config.accounts[0].instagram_account_id
+        row = action_row(account, customer_id, key, app, action, self.clock.now())
+        async with self.pool.acquire() as conn, conn.transaction():
+            await store_rows(conn, [row], app)
+        self.app[RUNTIME].waker.poke()
+        await self.settle()
+        result = await self.pool.fetchval("SELECT result FROM events WHERE dedup_key = $1", key)
+        return dict(result) if result else None
 
     async def advance(self, seconds: float) -> None:
         self.world.advance(seconds)

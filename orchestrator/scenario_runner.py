@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.config import parse_duration
-from orchestrator.intake import Row, store_rows
 from orchestrator.sandbox import Sandbox
 from orchestrator.simulator import WebhookEvent
 from orchestrator.simulator.server import RUNTIME_KEY
@@ -177,14 +175,7 @@ class Runner:
             self.last_refusal = data.get("error", {}).get("code") if status >= 400 else None
             return
         # Apps without an API key (in-process bots) act through the same queue directly.
-        key = f"action:scenario:{uuid.uuid4().hex}"
-        account = self.sb.config.accounts[0].instagram_account_id
-        async with self.sb.pool.acquire() as conn, conn.transaction():
-            await store_rows(conn, [Row(account, self.customer, key, "action", "action", None,
-                                        self.sb.clock.now(), {"app": app.name, "action": spec})],
-                             app.name)  # fmt: skip
-        await self.sb.settle()
-        result = await self.sb.pool.fetchval("SELECT result FROM events WHERE dedup_key = $1", key)
+        result = await self.sb.act_directly(app.name, self.customer, spec)
         refusal = (result or {}).get("refusal")
         self.last_refusal = refusal["code"] if refusal else None
 

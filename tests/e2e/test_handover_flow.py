@@ -148,33 +148,10 @@ async def test_bot_reply_25_hours_after_customer_is_refused_without_graph_call(
     before = len(await graph_calls(sandbox, "bot"))
     await sandbox.advance(25 * HOUR)
     cid = await conversation_id(sandbox)
-    # The bot acts through the same path a vendor would: an action on the conversation.
-    from orchestrator.intake import Row, store_rows
-
-    async with sandbox.pool.acquire() as conn, conn.transaction():
-        await store_rows(
-            conn,
-            [
-                Row(
-                    account_id=sandbox.config.accounts[0].instagram_account_id,
-                    customer_id=CUSTOMER,
-                    dedup_key="late-bot-reply",
-                    kind="action",
-                    source="action",
-                    mid=None,
-                    occurred_at=sandbox.clock.now(),
-                    payload={
-                        "app": "bot",
-                        "action": {"type": "reply", "message": {"text": "Noch da?"}},
-                    },
-                )
-            ],
-            "bot",
-        )
-    await sandbox.settle()
-    result = await sandbox.pool.fetchval(
-        "SELECT result FROM events WHERE dedup_key = 'late-bot-reply'"
-    )
+    # The bot acts through the same path an in-process handler does: an action event.
+    action = {"type": "reply", "message": {"text": "Noch da?"}}
+    result = await sandbox.act_directly("bot", CUSTOMER, action)
+    assert result is not None
     assert result["refusal"]["code"] == "window_closed"
     assert len(await graph_calls(sandbox, "bot")) == before
     assert cid
