@@ -33,7 +33,7 @@ diagram: $(STAMP)
 	$(BIN)/orchestrator diagram
 
 readme: $(STAMP)
-	$(BIN)/python -m orchestrator.readme
+	$(BIN)/python -m orchestrator.ops.readme
 
 check-config: $(STAMP)
 	$(BIN)/orchestrator check-config

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.subapps import AppContext, Delivery
+from orchestrator.engine.subapps import AppContext, Delivery
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "config" / "faq.toml"
 

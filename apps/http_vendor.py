@@ -14,9 +14,9 @@ from typing import Any
 
 import aiohttp
 
-from orchestrator import signature
+from orchestrator.engine.subapps import AppContext, Delivery
 from orchestrator.graph.errors import HttpDeliveryError
-from orchestrator.subapps import AppContext, Delivery
+from orchestrator.ingress import signature
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 

@@ -15,23 +15,25 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from orchestrator import api, health, logs, webhooks
+from orchestrator.api import rest as api
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.config import Config
-from orchestrator.database import create_pool
+from orchestrator.engine.dispatcher import Dispatcher
+from orchestrator.engine.loop import STORE_ERRORS, wait_any
+from orchestrator.engine.policy import build_policy
+from orchestrator.engine.processing import ConversationProcessor
+from orchestrator.engine.runtime import Runtime
+from orchestrator.engine.subapps import AppContext, load_subapp
+from orchestrator.engine.wakeup import Waker
+from orchestrator.engine.worker import EventWorker
 from orchestrator.graph import CallRecord, GraphClient, Rate, RateLimiter, RateLimits, RetryPolicy
-from orchestrator.loop import STORE_ERRORS, wait_any
-from orchestrator.metrics import Metrics
-from orchestrator.migrations import migrate
-from orchestrator.onboarding import check_accounts
-from orchestrator.outbox import Dispatcher
-from orchestrator.policy import build_policy
-from orchestrator.processing import ConversationProcessor
-from orchestrator.runtime import Runtime
-from orchestrator.subapps import AppContext, load_subapp
+from orchestrator.ingress import webhooks
+from orchestrator.ops import health, logs
+from orchestrator.ops.metrics import Metrics
+from orchestrator.ops.onboarding import check_accounts
+from orchestrator.store.database import create_pool
+from orchestrator.store.migrations import migrate
 from orchestrator.typedefs import CLOCK, CONFIG, DB_URL, HTTP, METRICS, POOL, RUNTIME
-from orchestrator.wakeup import Waker
-from orchestrator.worker import EventWorker
 
 log = structlog.get_logger(__name__)
 

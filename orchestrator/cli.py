@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("ids", nargs="+", type=int)
     args = parser.parse_args(argv)
 
-    from orchestrator import logs
+    from orchestrator.ops import logs
 
     logs.configure()
     try:
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "migrate":
             return asyncio.run(_migrate(config))
         if args.command == "scenarios":
-            from orchestrator.scenarios import run_cli
+            from orchestrator.sandbox.scenarios import run_cli
 
             return asyncio.run(run_cli(args.paths))
         if args.command == "sandbox":
@@ -116,14 +116,14 @@ def _check_config(config: Config) -> int:
 
 
 async def _with_db(config: Config) -> Any:
-    from orchestrator.database import resolve
+    from orchestrator.store.database import resolve
 
     return resolve(os.environ, config.service.data_dir)
 
 
 async def _migrate(config: Config) -> int:
-    from orchestrator.database import connect
-    from orchestrator.migrations import migrate
+    from orchestrator.store.database import connect
+    from orchestrator.store.migrations import migrate
 
     target = await _with_db(config)
     async with connect(target.url) as conn:
@@ -136,7 +136,7 @@ async def _subscribe(config: Config, *, check_only: bool) -> int:
     import aiohttp
 
     from orchestrator.graph import GraphClient
-    from orchestrator.subscriptions import subscribe_all
+    from orchestrator.ops.subscriptions import subscribe_all
 
     s = config.service
     # In sandbox mode the simulator of a running `make run` stands in for Meta.
@@ -155,8 +155,8 @@ async def _subscribe(config: Config, *, check_only: bool) -> int:
 
 
 async def _dead_letters(config: Config, args: argparse.Namespace) -> int:
-    from orchestrator.database import connect
-    from orchestrator.queries import q
+    from orchestrator.store.database import connect
+    from orchestrator.store.queries import q
 
     target = await _with_db(config)
     async with connect(target.url) as conn:

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from orchestrator.app import create_app
 from orchestrator.config import Config
-from orchestrator.database import resolve
+from orchestrator.store.database import resolve
 
 log = structlog.get_logger("orchestrator")
 
@@ -39,7 +39,7 @@ async def serve(config: Config) -> int:
         graph_base_url = None
         clock = None
         if config.sandbox:
-            from orchestrator.sandbox import WorldClock, start_simulator
+            from orchestrator.sandbox.runner import WorldClock, start_simulator
 
             sim_runner, graph_base_url, world = await start_simulator(config)
             runners.append(sim_runner)

@@ -10,10 +10,10 @@ from aiohttp import web
 
 from orchestrator.clock import Clock
 from orchestrator.config import Config
-from orchestrator.metrics import Metrics
+from orchestrator.ops.metrics import Metrics
 
 if TYPE_CHECKING:
-    from orchestrator.runtime import Runtime
+    from orchestrator.engine.runtime import Runtime
 
 CONFIG = web.AppKey("config", Config)
 CLOCK = web.AppKey("clock", Clock)

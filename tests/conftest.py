@@ -15,9 +15,9 @@ import asyncpg
 import pytest
 
 from orchestrator.config import Config, build_config
-from orchestrator.database import connect, start_embedded
-from orchestrator.migrations import migrate
-from orchestrator.signature import sign
+from orchestrator.ingress.signature import sign
+from orchestrator.store.database import connect, start_embedded
+from orchestrator.store.migrations import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "webhooks"

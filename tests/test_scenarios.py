@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.scenarios import discover, render, run_file
+from orchestrator.sandbox.scenarios import discover, render, run_file
 from tests.conftest import ROOT
 
 SCENARIOS = discover([str(ROOT / "tests" / "scenarios")])

@@ -23,13 +23,13 @@ from aiohttp import web
 
 from orchestrator.app import create_app
 from orchestrator.clock import SystemClock
-from orchestrator.database import resolve
-from orchestrator.metrics import Metrics
-from orchestrator.processing import ConversationProcessor
-from orchestrator.sandbox import _free_port
-from orchestrator.signature import sign
+from orchestrator.engine.processing import ConversationProcessor
+from orchestrator.engine.worker import EventWorker
+from orchestrator.ingress.signature import sign
+from orchestrator.ops.metrics import Metrics
+from orchestrator.sandbox.runner import _free_port
+from orchestrator.store.database import resolve
 from orchestrator.typedefs import RUNTIME
-from orchestrator.worker import EventWorker
 from tests.conftest import ACCOUNT_ID, TEST_ENV, make_config
 
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "5000"))
@@ -83,7 +83,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 async def main() -> int:
-    from orchestrator import logs
+    from orchestrator.ops import logs
 
     # Info lines (one per webhook, one per event) go to a terminal here, not to a log
     # shipper: measure the pipeline, not the terminal.
@@ -175,7 +175,7 @@ async def _wait_ready(url: str) -> None:
 
 
 def serve(db_url: str, port: int) -> None:
-    from orchestrator import logs
+    from orchestrator.ops import logs
 
     logs.configure(level="WARNING")
     app = create_app(make_config(), database_url=db_url, background=False)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from orchestrator.config import Config
-from orchestrator.sandbox import Sandbox
+from orchestrator.sandbox.runner import Sandbox
 from tests.conftest import BOT_APP_ID, SUPPORT_APP_ID, config_data, make_config
 
 CUSTOMER = "5550000000000001"

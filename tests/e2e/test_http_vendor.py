@@ -9,8 +9,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from orchestrator.sandbox import Sandbox
-from orchestrator.signature import verify
+from orchestrator.ingress.signature import verify
+from orchestrator.sandbox.runner import Sandbox
 from tests.conftest import TEST_ENV, config_data, make_config
 
 CUSTOMER = "5550000000000077"

@@ -13,9 +13,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from orchestrator.app import create_app
 from orchestrator.config import Config
-from orchestrator.processing import ConversationProcessor
+from orchestrator.engine.processing import ConversationProcessor
+from orchestrator.engine.worker import EventWorker
 from orchestrator.typedefs import RUNTIME
-from orchestrator.worker import EventWorker
 from tests.conftest import ACCOUNT_ID, TEST_ENV, fixture_body, signed, wait_for
 
 

@@ -15,15 +15,15 @@ import pytest
 
 from orchestrator.clock import ManualClock
 from orchestrator.config import Config
-from orchestrator.database import create_pool
+from orchestrator.engine.dispatcher import Dispatcher
+from orchestrator.engine.policy import build_policy
+from orchestrator.engine.runtime import Runtime
+from orchestrator.engine.subapps import AppContext, load_subapp
+from orchestrator.engine.wakeup import Waker
 from orchestrator.graph import GraphClient, RetryPolicy
-from orchestrator.metrics import Metrics
-from orchestrator.outbox import Dispatcher
-from orchestrator.policy import build_policy
-from orchestrator.runtime import Runtime
-from orchestrator.sandbox import _free_port
-from orchestrator.subapps import AppContext, load_subapp
-from orchestrator.wakeup import Waker
+from orchestrator.ops.metrics import Metrics
+from orchestrator.sandbox.runner import _free_port
+from orchestrator.store.database import create_pool
 from tests.conftest import ACCOUNT_ID, config_data, make_config
 from tests.meta_mock import MetaMock
 
@@ -199,7 +199,7 @@ async def test_unreachable_vendor_is_retried_in_order_then_dead_lettered(runtime
 
 
 async def test_onboarding_check_warns_per_account_with_a_hint(runtime: Runtime) -> None:
-    from orchestrator.onboarding import check_accounts
+    from orchestrator.ops.onboarding import check_accounts
 
     refused = {
         "error": {

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from orchestrator.simulator import (
+from orchestrator.sandbox.simulator import (
     DeliveryPolicy,
     Faults,
     SimApp,
@@ -20,7 +20,7 @@ from orchestrator.simulator import (
     create_simulator_app,
     verify_signature,
 )
-from orchestrator.simulator.world import DAY_S
+from orchestrator.sandbox.simulator.world import DAY_S
 
 ACCOUNT = "17841400000000001"
 PAGE = "100000000000001"

@@ -10,10 +10,10 @@ from typing import Any
 import asyncpg
 
 from orchestrator.clock import SystemClock
-from orchestrator.database import create_pool
-from orchestrator.intake import Row, store_rows
-from orchestrator.metrics import Metrics
-from orchestrator.worker import EventWorker
+from orchestrator.engine.worker import EventWorker
+from orchestrator.ops.metrics import Metrics
+from orchestrator.store.database import create_pool
+from orchestrator.store.intake import Row, store_rows
 
 N_CONVERSATIONS = 50
 N_EVENTS = 1000
@@ -167,7 +167,7 @@ async def test_work_of_a_crashed_worker_is_claimable_again(db_url: str) -> None:
     doomed = await asyncpg.connect(db_url)
     tr = doomed.transaction()
     await tr.start()
-    from orchestrator.queries import q
+    from orchestrator.store.queries import q
 
     assert await doomed.fetchrow(q("claim_conversation")) is not None
     doomed.terminate()

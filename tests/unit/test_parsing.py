@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.events import (
+from orchestrator.ingress.events import (
     AppRolesEvent,
     CommentEvent,
     Event,
@@ -27,7 +27,12 @@ from orchestrator.events import (
     ReferralEvent,
     UnknownEvent,
 )
-from orchestrator.parsing import MalformedJSON, ParsedBody, parse_body, parse_payload
+from orchestrator.ingress.parser.envelope import (
+    MalformedJSON,
+    ParsedBody,
+    parse_body,
+    parse_payload,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.simulator.world import (
+from orchestrator.sandbox.simulator.world import (
     DAY_S,
     INSTAGRAM_INBOX_APP_ID,
     GraphError,

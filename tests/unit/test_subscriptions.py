@@ -7,7 +7,7 @@ import re
 import aiohttp
 
 from orchestrator.graph import GraphClient
-from orchestrator.subscriptions import FIELDS, subscribe_all
+from orchestrator.ops.subscriptions import FIELDS, subscribe_all
 from tests.conftest import BOT_APP_ID, SUPPORT_APP_ID, make_config
 from tests.meta_mock import MetaMock
 

@@ -1,0 +1,43 @@
+"""The resources every worker, dispatcher and view shares, built once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import aiohttp
+import asyncpg
+
+from orchestrator.clock import Clock
+from orchestrator.config import Config
+from orchestrator.engine.subapps import SubApp
+from orchestrator.engine.wakeup import Waker
+from orchestrator.graph import GraphClient, GraphTarget, RetryPolicy
+from orchestrator.ops.metrics import Metrics
+from state_machines import Policy
+
+
+@dataclass
+class Runtime:
+    config: Config
+    pool: asyncpg.Pool
+    clock: Clock
+    metrics: Metrics
+    http: aiohttp.ClientSession
+    graph: GraphClient
+    policy: Policy
+    retry_policy: RetryPolicy
+    waker: Waker
+    subapps: dict[str, SubApp] = field(default_factory=dict)
+
+    def graph_target(self, account_id: str, app_name: str) -> GraphTarget:
+        """Which host and token to use when `app_name` acts on `account_id`'s behalf."""
+        account = self.config.account(account_id)
+        app = self.config.app(app_name) or self.config.primary
+        if account is None:
+            raise LookupError(f"account {account_id} is not registered in the config")
+        return GraphTarget(
+            account_id=account.instagram_account_id,
+            page_id=account.page_id,
+            login=account.login,
+            token=app.page_token.value,
+        )

@@ -1,0 +1,336 @@
+"""Typed webhook events: immutable value objects built by `orchestrator.ingress.parser.envelope`.
+
+One event per `messaging[]` / `standby[]` / `changes[]` item of a Meta webhook POST (PLATFORM 2).
+Ids are always strings, times are epoch milliseconds, and `raw` keeps the item exactly as Meta
+sent it, so nothing is lost when a field is not modelled here. `to_json()` is the plain form used
+for logs and for delivery to sub-apps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from enum import Enum, StrEnum
+from math import isfinite
+from typing import Any, ClassVar
+
+__all__ = [
+    "AnyEvent",
+    "AppRolesEvent",
+    "Attachment",
+    "CommentEvent",
+    "Event",
+    "EventKind",
+    "EventSource",
+    "HandoverEvent",
+    "MentionEvent",
+    "MessageDeletedEvent",
+    "MessageEditEvent",
+    "MessageEvent",
+    "PostbackEvent",
+    "ReactionEvent",
+    "ReadEvent",
+    "Referral",
+    "ReferralEvent",
+    "UnknownEvent",
+    "jsonable",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Deeper than any real Meta payload; bounds recursion on hostile or cyclic input.
+_MAX_DEPTH = 64
+
+
+class EventKind(StrEnum):
+    MESSAGE = "message"
+    MESSAGE_ECHO = "message_echo"
+    MESSAGE_DELETED = "message_deleted"
+    MESSAGE_EDIT = "message_edit"
+    REACTION = "reaction"
+    POSTBACK = "postback"
+    READ = "read"
+    REFERRAL = "referral"
+    PASS_THREAD_CONTROL = "pass_thread_control"
+    TAKE_THREAD_CONTROL = "take_thread_control"
+    REQUEST_THREAD_CONTROL = "request_thread_control"
+    APP_ROLES = "app_roles"
+    COMMENT = "comment"
+    LIVE_COMMENT = "live_comment"
+    MENTION = "mention"
+    UNKNOWN = "unknown"
+
+
+class EventSource(StrEnum):
+    """Where in the entry the item was found (`Event.source`); plain strings compare equal."""
+
+    MESSAGING = "messaging"
+    STANDBY = "standby"
+    CHANGES = "changes"
+
+
+def jsonable(value: Any, _depth: int = 0) -> Any:
+    """A JSON-serialisable copy of `value`: enums by value, dataclasses as dicts, tuples as lists.
+
+    Never raises: dict keys become strings, non-finite floats and foreign objects become their
+    `repr`, and nesting deeper than any real payload is cut off (this also stops cycles).
+    """
+    if isinstance(value, Enum):  # before str: StrEnum members become plain strings
+        return jsonable(value.value, _depth)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if isfinite(value) else repr(value)
+    if _depth >= _MAX_DEPTH:
+        return "<nested too deeply>"
+    if isinstance(value, dict):
+        return {str(k): jsonable(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v, _depth + 1) for v in value]
+    if hasattr(value, "__dataclass_fields__") and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name), _depth + 1) for f in fields(value)}
+    return repr(value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Referral:
+    """How the customer arrived: CTD ad, ig.me link, Shops product (PLATFORM 2.2, 2.6).
+
+    `source` is upper-cased and `SHORTLINK` is folded into `SHORTLINKS`: Meta's pages spell it
+    both ways. The original spelling stays in the event's `raw`.
+    """
+
+    ref: str | None = None
+    source: str | None = None
+    type: str | None = None
+    ad_id: str | None = None
+    ads_context_data: dict[str, Any] = field(default_factory=dict, hash=False)
+    product_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attachment:
+    """One `message.attachments[]` element of any type (PLATFORM 2.2); nothing is downloaded.
+
+    `url`/`title` come from the payload, or from the attachment itself (Messenger `fallback`).
+    `payload` keeps the whole payload for types not modelled here (template, booking, ...).
+    """
+
+    type: str
+    url: str | None = None
+    title: str | None = None
+    sticker_id: str | None = None
+    reel_video_id: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Fields every event has; see the subclasses for the per-kind fields.
+
+    `account_id` is the business account, `customer_id` the customer's IGSID (None when the
+    event has no customer), `dedup_key` is stable across redeliveries and across
+    `messaging[]`/`standby[]`, and `raw` is the item exactly as received (for IG Login's layout
+    with `field`/`value` directly under the entry: `{"field": ..., "value": ...}`).
+    """
+
+    KINDS: ClassVar[frozenset[EventKind]] = frozenset(EventKind)
+
+    kind: EventKind
+    object: str
+    source: str
+    account_id: str
+    customer_id: str | None = None
+    timestamp_ms: int
+    dedup_key: str
+    raw: dict[str, Any] = field(default_factory=dict, hash=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Accept plain strings from callers, but always hold the enum member.
+        object.__setattr__(self, "kind", EventKind(self.kind))
+        if self.kind not in self.KINDS:
+            allowed = ", ".join(sorted(self.KINDS))
+            raise ValueError(f"{type(self).__name__} cannot have kind {self.kind!r} ({allowed})")
+        self._check()
+
+    def _check(self) -> None:
+        """Per-class invariants; subclasses override (no super() in slotted dataclasses)."""
+
+    @property
+    def occurred_at(self) -> datetime:
+        """`timestamp_ms` as an aware UTC datetime (exact to the millisecond)."""
+        return _EPOCH + timedelta(milliseconds=self.timestamp_ms)
+
+    def to_json(self) -> dict[str, Any]:
+        """Every field as plain JSON values, `kind` first and `raw` (once) last."""
+        out = {f.name: jsonable(getattr(self, f.name)) for f in fields(self) if f.name != "raw"}
+        out["raw"] = jsonable(self.raw)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageEvent(Event):
+    """A customer's message (`message`) or the business's own one (`message_echo`).
+
+    For echoes `account_id` is the sender and `customer_id` the recipient; `app_id` is the app
+    that sent it (the Instagram Inbox `1217981644879628` for human replies).
+    """
+
+    KINDS: ClassVar[frozenset[EventKind]] = frozenset({EventKind.MESSAGE, EventKind.MESSAGE_ECHO})
+
+    mid: str
+    text: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    is_unsupported: bool = False
+    quick_reply_payload: str | None = None
+    reply_to_mid: str | None = None
+    reply_to_story_id: str | None = None
+    reply_to_story_url: str | None = None
+    referral: Referral | None = None
+    is_echo: bool = False
+    app_id: str | None = None
+
+    def _check(self) -> None:
+        if self.is_echo != (self.kind == EventKind.MESSAGE_ECHO):
+            raise ValueError(f"kind {self.kind!r} does not match is_echo={self.is_echo}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageDeletedEvent(Event):
+    """The customer unsent a message: erase the stored copy (PLATFORM 2.2, 9)."""
+
+    KINDS: ClassVar[frozenset[EventKind]] = frozenset({EventKind.MESSAGE_DELETED})
+
+    mid: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageEditEvent(Event):
+    KINDS: ClassVar[frozenset[EventKind]] = frozenset({EventKind.MESSAGE_EDIT})
+
+    mid: str
+    text: str | None = None
+    num_edit: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReactionEvent(Event):
+    """`mid` is the message reacted to; `unreact` carries no reaction/emoji."""
+
+    KINDS: ClassVar[frozenset[EventKind]] = frozenset({EventKind.REACTION})
+
+    mid: str
+    action: str
+    reaction: str | None = None
+    emoji: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PostbackEvent(Event):
+    """A button tap; standby copies have no `payload`, and old API versions no `mid`."""
+
+    KINDS: ClassVar[frozenset[EventKind]] = frozenset({EventKind.POSTBACK})
+
+    mid: str | None = None
+    title: str | None = None
+    payload: str | None = None
+    referral: Referral | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadEvent(Event):
+    """IG sends `mid`; Messenger sends `watermark` (normalised to epoch ms)."""
+
+    KINDS: ClassVar[frozenset[EventKind]] = frozenset({EventKind.READ})
+
+    mid: str | None = None
+    watermark: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReferralEvent(Event):
+    """An existing thread re-opened through an ig.me link (re-opens the 24-hour window)."""
+
+    KINDS: ClassVar[frozenset[EventKind]] = frozenset({EventKind.REFERRAL})
+
+    referral: Referral
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandoverEvent(Event):
+    """pass / take / request thread control; app ids normalised to strings (PLATFORM 2.8)."""
+
+    KINDS: ClassVar[frozenset[EventKind]] = frozenset(
+        {
+            EventKind.PASS_THREAD_CONTROL,
+            EventKind.TAKE_THREAD_CONTROL,
+            EventKind.REQUEST_THREAD_CONTROL,
+        }
+    )
+
+    previous_owner_app_id: str | None = None
+    new_owner_app_id: str | None = None
+    requested_owner_app_id: str | None = None
+    metadata: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppRolesEvent(Event):
+    """A Page admin changed app roles: app id → roles (`primary_receiver`, ...)."""
+
+    KINDS: ClassVar[frozenset[EventKind]] = frozenset({EventKind.APP_ROLES})
+
+    roles: dict[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommentEvent(Event):
+    """A comment or live comment on the account's media; `customer_id` is the commenter."""
+
+    KINDS: ClassVar[frozenset[EventKind]] = frozenset({EventKind.COMMENT, EventKind.LIVE_COMMENT})
+
+    comment_id: str
+    parent_id: str | None = None
+    text: str | None = None
+    username: str | None = None
+    media_id: str | None = None
+    media_product_type: str | None = None
+    ad_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MentionEvent(Event):
+    """The account was @mentioned in a caption (no `comment_id`) or in a comment."""
+
+    KINDS: ClassVar[frozenset[EventKind]] = frozenset({EventKind.MENTION})
+
+    comment_id: str | None = None
+    media_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnknownEvent(Event):
+    """An item the parser did not understand, kept so it can be stored and looked at."""
+
+    KINDS: ClassVar[frozenset[EventKind]] = frozenset({EventKind.UNKNOWN})
+
+    reason: str
+
+
+AnyEvent = (
+    MessageEvent
+    | MessageDeletedEvent
+    | MessageEditEvent
+    | ReactionEvent
+    | PostbackEvent
+    | ReadEvent
+    | ReferralEvent
+    | HandoverEvent
+    | AppRolesEvent
+    | CommentEvent
+    | MentionEvent
+    | UnknownEvent
+)

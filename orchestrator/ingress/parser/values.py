@@ -1,0 +1,105 @@
+"""Coercions of raw webhook values: ids to str, epoch seconds or ms to ms, ints and flags, plus
+the short renderings (`_short`, `_json_type`, `_keys`) that problem notes quote."""
+
+from __future__ import annotations
+
+import json
+from math import isfinite
+from typing import Any
+
+from orchestrator.ingress.events import jsonable
+
+# Epoch values below this are seconds (PLATFORM 2.1: `changes` examples use seconds).
+_SECONDS_BELOW = 10**12
+# 9999-12-31T23:59:59.999Z: larger values cannot become a datetime, so they are rejected.
+_MAX_MS = 253_402_300_799_999
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _keys(mapping: dict[Any, Any], limit: int = 12) -> str:
+    names = [str(k)[:40] for k in list(mapping)[:limit]]
+    more = ", ..." if len(mapping) > limit else ""
+    return (", ".join(names) + more) if names else "none"
+
+
+def _id(value: Any) -> str | None:
+    """An id as a string; Meta sends ids both as strings and as numbers."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and isfinite(value) and value.is_integer():
+        return str(int(value))
+    return None
+
+
+def _obj_id(value: Any) -> str | None:
+    """`{"id": ...}` → id; a bare id is accepted too."""
+    return _id(value.get("id")) if isinstance(value, dict) else _id(value)
+
+
+def _ms(value: Any) -> int | None:
+    """Epoch ms from seconds or ms (number or numeric string); None when unusable."""
+    number: int | float
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = value
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            number = int(text) if text.isascii() and text.isdigit() else float(text)
+        except ValueError:
+            return None
+    else:
+        return None
+    if isinstance(number, float) and not isfinite(number):
+        return None
+    if number < 0:
+        return None
+    ms = round(number * 1000) if number < _SECONDS_BELOW else int(number)
+    return ms if ms <= _MAX_MS else None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"true", "1"}
+    return value is True or (type(value) in (int, float) and value == 1)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(jsonable(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
