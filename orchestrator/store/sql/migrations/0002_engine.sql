@@ -1,0 +1,110 @@
+-- The engine at traffic: lanes, leases and retention.
+--
+-- Lanes. A conversation's outbox rows are ordered per lane, not across all of them: 'meta'
+-- holds everything that reaches Meta (sends, reactions, thread control) in decision order;
+-- each sub-app's deliveries have a lane of their own ('app:<name>'). A helpdesk that is down
+-- therefore never holds back the bot's replies, and the customer-facing order is untouched.
+--
+-- Leases. A claimed row carries a unique token and an expiry that its dispatcher refreshes
+-- while the call runs; completions are accepted only with the token. A dispatcher that dies
+-- stops refreshing and its rows come back after a few seconds, not minutes; a slow one can
+-- no longer have its row "recovered" under it and sent twice.
+
+ALTER TABLE outbox ADD COLUMN lane text NOT NULL DEFAULT 'meta';
+ALTER TABLE outbox ADD COLUMN account_id text;
+ALTER TABLE outbox ADD COLUMN lease_token uuid;
+ALTER TABLE outbox ADD COLUMN lease_expires_at timestamptz;
+ALTER TABLE outbox DROP COLUMN locked_by;
+ALTER TABLE outbox DROP COLUMN locked_at;
+UPDATE outbox SET lane = 'app:' || app WHERE kind = 'deliver';
+UPDATE outbox o SET account_id = c.account_id FROM conversations c WHERE c.id = o.conversation_id;
+
+DROP INDEX outbox_one_in_flight;
+DROP INDEX outbox_open;
+DROP INDEX outbox_ready;
+-- Per-conversation, per-lane order: never two rows of one lane in flight.
+CREATE UNIQUE INDEX outbox_one_in_flight ON outbox (conversation_id, lane) WHERE status = 'doing';
+-- The dispatcher's claim reads the open rows as (conversation, lane) heads.
+CREATE INDEX outbox_open ON outbox (conversation_id, lane, id) WHERE status IN ('pending', 'doing');
+CREATE INDEX outbox_leases ON outbox (lease_expires_at) WHERE status = 'doing';
+-- Retention: done rows by age.
+CREATE INDEX outbox_done_at ON outbox (done_at) WHERE status = 'done';
+CREATE INDEX events_processed_at ON events (processed_at) WHERE status <> 'pending';
+-- The claim queue no longer scans the oldest pending events (one busy conversation filled
+-- that window and starved the rest); it walks the distinct conversations of events_pending.
+DROP INDEX events_pending_arrival;
+
+-- Retention (DESIGN "Storage and scale"): processed events and done outbox rows older than
+-- the configured age are deleted in bounded batches. Events still referenced by a kept
+-- outbox row (dead letters, open rows) stay. Transcripts follow the business's own retention
+-- and unsends, not this.
+CREATE FUNCTION orchestrator_prune(p_before timestamptz, p_limit integer)
+RETURNS TABLE (outbox_rows bigint, event_rows bigint)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    n_outbox bigint;
+    n_events bigint;
+BEGIN
+    WITH old AS (
+        SELECT id FROM outbox WHERE status = 'done' AND done_at < p_before
+        ORDER BY done_at LIMIT p_limit FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM outbox o USING old WHERE o.id = old.id;
+    GET DIAGNOSTICS n_outbox = ROW_COUNT;
+    WITH old AS (
+        SELECT e.id FROM events e
+        WHERE e.status <> 'pending' AND e.processed_at < p_before
+          AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = e.id)
+        ORDER BY e.processed_at LIMIT p_limit FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM events e USING old WHERE e.id = old.id;
+    GET DIAGNOSTICS n_events = ROW_COUNT;
+    RETURN QUERY SELECT n_outbox, n_events;
+END;
+$$;
+
+-- The heads of open (conversation, lane) queues, oldest first: a row is claimable only when
+-- it is the oldest open row of its lane, and the partial unique index forbids two in flight
+-- per lane. Retries stay on the same row, so order holds. Accounts in $3 are paused
+-- (throttled by Meta): their rows wait. Each claim gets a fresh lease token and an expiry
+-- that the dispatcher refreshes while the call runs. `status = 'pending'` is re-checked on
+-- the locked row, so a head completed by another process meanwhile is never taken again.
+-- A function so that its plan can be pinned: `enable_seqscan = off` keeps the claim on the
+-- partial index of open rows even when the table's statistics are stale (a queue table's
+-- row counts change faster than autovacuum analyses it, and a sequential scan of every done
+-- row on each claim cost milliseconds).
+CREATE FUNCTION orchestrator_claim_outbox(
+    p_now timestamptz, p_limit integer, p_paused text[], p_lease_s double precision
+) RETURNS TABLE (id bigint, conversation_id bigint, event_id bigint, kind text, app text,
+                 lane text, payload jsonb, attempts integer, created_at timestamptz,
+                 lease_token uuid, account_id text, customer_id text, state text,
+                 owner_app text, view jsonb)
+LANGUAGE sql VOLATILE SET enable_seqscan = off AS $$
+WITH heads AS (
+    SELECT DISTINCT ON (conversation_id, lane) id, status, available_at, account_id
+    FROM outbox WHERE status IN ('pending', 'doing')
+    ORDER BY conversation_id, lane, id
+), ready AS (
+    SELECT id FROM heads
+    WHERE status = 'pending' AND available_at <= p_now
+      AND NOT (coalesce(account_id, '') = ANY (p_paused))
+    ORDER BY available_at, id
+    LIMIT p_limit
+), locked AS (
+    SELECT o.id FROM outbox o
+    WHERE o.id IN (SELECT id FROM ready) AND o.status = 'pending'
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE outbox o
+SET status = 'doing', attempts = o.attempts + 1, lease_token = gen_random_uuid(),
+    lease_expires_at = now() + make_interval(secs => p_lease_s)
+FROM locked, conversations c
+WHERE o.id = locked.id AND c.id = o.conversation_id
+RETURNING o.id, o.conversation_id, o.event_id, o.kind, o.app, o.lane, o.payload, o.attempts,
+          o.created_at, o.lease_token, c.account_id, c.customer_id, c.state, c.owner_app,
+          c.view;
+$$;
+
+-- Queue tables change faster than the default autovacuum thresholds notice.
+ALTER TABLE outbox SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
+ALTER TABLE events SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
