@@ -265,12 +265,8 @@ class Dispatcher:
                 log.error("outbox_record_failed", outbox_id=o.row["id"], error=str(exc))
                 async with self.rt.pool.acquire() as conn:
                     if o.verdict == "done":
-                        await conn.fetch(
-                            q("outbox_done"),
-                            [o.row["id"]],
-                            [o.row["lease_token"]],
-                            [json.dumps({"note": f"sent; recording failed: {exc}"})],
-                        )
+                        o.result = {"note": f"sent; recording its answer failed: {exc}"}
+                        await conn.fetch(q("outbox_done"), *self._done_args([o], transcript=False))
                     else:
                         await conn.execute(
                             q("outbox_dead"),
@@ -283,13 +279,7 @@ class Dispatcher:
         done = [o for o in batch if o.verdict == "done"]
         if done:
             confirmed = {
-                r["id"]
-                for r in await conn.fetch(
-                    q("outbox_done"),
-                    [o.row["id"] for o in done],
-                    [o.row["lease_token"] for o in done],
-                    [json.dumps(o.result, default=str) for o in done],
-                )
+                r["id"] for r in await conn.fetch(q("outbox_done"), *self._done_args(done))
             }
             for o in done:
                 if o.row["id"] not in confirmed:
@@ -298,13 +288,6 @@ class Dispatcher:
                         outbox_id=o.row["id"],
                         note="the row was recovered by another dispatcher meanwhile",
                     )
-            lines = [
-                o
-                for o in done
-                if o.row["id"] in confirmed and o.row["kind"] in ("send_message", "private_reply")
-            ]
-            if lines:
-                await self._transcribe(conn, lines)
         for o in batch:
             if o.follow_up:
                 by = o.row["app"] if o.verdict == "done" else None
@@ -321,38 +304,37 @@ class Dispatcher:
             elif o.verdict == "dead":
                 await conn.execute(q("outbox_dead"), o.row["id"], o.row["lease_token"], o.reason)
 
-    async def _transcribe(self, conn: asyncpg.Connection, done: list[Outcome]) -> None:
-        now = self.rt.clock.now()
-        rows = []
-        for o in done:
+    def _done_args(self, done: list[Outcome], *, transcript: bool = True) -> list[Any]:
+        """Arguments of `outbox_done`: the rows, and the transcript lines of sends."""
+        lines = []
+        for o in done if transcript else ():
+            if o.row["kind"] not in ("send_message", "private_reply"):
+                continue
             p, result = o.row["payload"], o.result or {}
             message = p.get("message", {})
             mid = result.get("message_id")
-            rows.append(
+            attachments = message.get("attachment") or message.get("attachments")
+            purpose = p.get("purpose") or (
+                "reply" if o.row["kind"] == "send_message" else "private_reply"
+            )
+            lines.append(
                 (
                     o.row["conversation_id"],
                     None if mid is None else str(mid),
                     o.row["app"],
-                    p.get("purpose")
-                    or ("reply" if o.row["kind"] == "send_message" else "private_reply"),
+                    purpose,
                     message.get("text"),
-                    message.get("attachment") or message.get("attachments"),
+                    None if attachments is None else json.dumps(attachments),
                     o.row["id"],
                 )
             )
-        await conn.execute(
-            q("insert_messages"),
-            [r[0] for r in rows],
-            [r[1] for r in rows],
-            ["out"] * len(rows),
-            [r[2] for r in rows],
-            [r[3] for r in rows],
-            [r[4] for r in rows],
-            [None if r[5] is None else json.dumps(r[5]) for r in rows],
-            [now] * len(rows),
-            [None] * len(rows),
-            [r[6] for r in rows],
-        )
+        return [
+            [o.row["id"] for o in done],
+            [o.row["lease_token"] for o in done],
+            [json.dumps(o.result, default=str) for o in done],
+            *([line[i] for line in lines] for i in range(7)),
+            self.rt.clock.now(),
+        ]
 
     def _finished(self, batch: list[Outcome]) -> None:
         m = self.rt.metrics

@@ -32,6 +32,7 @@ from orchestrator.ops.metrics import Metrics
 from orchestrator.store.queries import q
 
 log = structlog.get_logger(__name__)
+HOUSEKEEPING_S = 0.1
 CONNECTION_ERRORS = (
     OSError,
     asyncpg.InterfaceError,
@@ -64,6 +65,8 @@ class EventWorker:
         self.poll_interval = poll_interval
         self.on_outbox = on_outbox or (lambda: None)
         self._failed_ids: set[int] = set()
+        self._idle = True
+        self._next_housekeeping = 0.0
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
         """Process until `stop` is set (see `loop.run_until_stopped`)."""
@@ -77,23 +80,29 @@ class EventWorker:
         )
 
     async def run_once(self) -> int:
-        """One unit of work: due timers, orphan events, then one batch of conversations."""
-        now = self.clock.now()
+        """One unit of work: due timers and orphan events (when idle, or at most every
+        `HOUSEKEEPING_S` while busy: two statements per batch were a fifth of a busy
+        worker's round trips), then one batch of conversations."""
+        loop = asyncio.get_running_loop()
+        fired: list[Any] = []
         async with self.pool.acquire() as conn:
-            fired = await conn.fetch(q("fire_due_timers"), now)
-            if fired:
-                log.info("timers_fired", count=len(fired))
-            for rec in await conn.fetch(q("orphan_events")):
-                log.info(
-                    "event_recorded",
-                    event_id=rec["id"],
-                    kind=rec["kind"],
-                    account_id=rec["account_id"],
-                    note="concerns no conversation",
-                )
+            if self._idle or loop.time() >= self._next_housekeeping:
+                self._next_housekeeping = loop.time() + HOUSEKEEPING_S
+                fired = await conn.fetch(q("fire_due_timers"), self.clock.now())
+                if fired:
+                    log.info("timers_fired", count=len(fired))
+                for rec in await conn.fetch(q("orphan_events")):
+                    log.info(
+                        "event_recorded",
+                        event_id=rec["id"],
+                        kind=rec["kind"],
+                        account_id=rec["account_id"],
+                        note="concerns no conversation",
+                    )
             # Shielded: once claimed, finishing the transaction must not be torn by a
             # cancellation (shutdown waits for it; a crash rolls it back as a whole).
             done = await asyncio.shield(self._step(conn))
+        self._idle = done == 0
         return done + len(fired)
 
     async def _step(self, conn: asyncpg.Connection) -> int:
@@ -115,7 +124,10 @@ class EventWorker:
         outbox = 0
         handled: list[Any] = []
         async with conn.transaction():
-            claimed = await conn.fetch(q("claim_conversations"), self.conversations_per_claim)
+            claimed = [
+                dict(c)
+                for c in await conn.fetch(q("claim_conversations"), self.conversations_per_claim)
+            ]
             if not claimed:
                 return 0, 0
             events = await conn.fetch(
@@ -124,8 +136,7 @@ class EventWorker:
             by_conversation: dict[int, list[Any]] = {}
             for e in events:
                 by_conversation.setdefault(e["conversation_id"], []).append(e)
-            for c in claimed:
-                conversation = dict(c)
+            for conversation in claimed:
                 structlog.contextvars.bind_contextvars(conversation_id=conversation["id"])
                 try:
                     for event in by_conversation.get(conversation["id"], ()):

@@ -73,81 +73,67 @@ class Writes:
         del self.finished[n_finished:]
 
     def clear(self) -> None:
-        self.rollback(({}, 0, 0, {}, 0))
+        self.conversations = {}
+        self.transcript.clear()
+        self.outbox.clear()
+        self.timers = {}
+        self.finished.clear()
 
     @property
     def pending_outbox(self) -> int:
         return sum(1 for r in self.outbox if r.status == "pending")
 
     async def flush(self, conn: asyncpg.Connection) -> None:
-        """Write everything gathered so far and start over (a step may flush several times:
-        before a statement that must see the transcript, e.g. an unsend's erase)."""
-        if self.conversations:
-            ids = list(self.conversations)
-            vals = [self.conversations[i] for i in ids]
-            await conn.execute(
-                q("update_conversations"),
-                ids,
-                [v[0] for v in vals],
-                [v[1] for v in vals],
-                [v[2] for v in vals],
-            )
-        if self.transcript:
-            t = self.transcript
-            await conn.execute(
-                q("insert_messages"),
-                [x.conversation_id for x in t],
-                [x.mid for x in t],
-                [x.direction for x in t],
-                [x.author for x in t],
-                [x.purpose for x in t],
-                [x.text for x in t],
-                [None if x.attachments is None else dumps(x.attachments) for x in t],
-                [x.created_at for x in t],
-                [x.deleted_at for x in t],
-                [x.outbox_id for x in t],
-            )
-        if self.outbox:
-            o = self.outbox
-            await conn.execute(
-                q("insert_outbox"),
-                [r.id for r in o],
-                [r.conversation_id for r in o],
-                [r.account_id for r in o],
-                [r.event_id for r in o],
-                [r.kind for r in o],
-                [r.app for r in o],
-                [r.lane for r in o],
-                [dumps(r.payload) for r in o],
-                [r.status for r in o],
-                [None if r.result is None else dumps(r.result) for r in o],
-                [r.available_at for r in o],
-                [r.last_error for r in o],
-            )
+        """Write everything gathered so far in one round trip (`orchestrator_apply`) and
+        start over. A step may flush several times: before a statement that must see the
+        transcript, e.g. an unsend's erase."""
+        if not (
+            self.conversations or self.transcript or self.outbox or self.timers or self.finished
+        ):
+            return
+        cids = list(self.conversations)
+        convs = [self.conversations[i] for i in cids]
+        t, o, f = self.transcript, self.outbox, self.finished
         sets = [(k, v) for k, v in self.timers.items() if v is not None]
         cancels = [k for k, v in self.timers.items() if v is None]
-        if sets:
-            await conn.execute(
-                q("set_timers"),
-                [k[0] for k, _ in sets],
-                [k[1] for k, _ in sets],
-                [v[0] for _, v in sets],
-                [v[1] for _, v in sets],
-            )
-        if cancels:
-            await conn.execute(q("cancel_timers"), [k[0] for k in cancels], [k[1] for k in cancels])
-        if self.finished:
-            f = self.finished
-            await conn.execute(
-                q("finish_events"),
-                [x[0] for x in f],
-                [x[1] for x in f],
-                [x[2] for x in f],
-                [x[3] for x in f],
-                [x[4] for x in f],
-            )
-        self.conversations.clear()
-        self.transcript.clear()
-        self.outbox.clear()
-        self.timers.clear()
-        self.finished.clear()
+        await conn.execute(
+            q("apply_writes"),
+            cids,
+            [v[0] for v in convs],
+            [v[1] for v in convs],
+            [v[2] for v in convs],
+            [x.conversation_id for x in t],
+            [x.mid for x in t],
+            [x.direction for x in t],
+            [x.author for x in t],
+            [x.purpose for x in t],
+            [x.text for x in t],
+            [None if x.attachments is None else dumps(x.attachments) for x in t],
+            [x.created_at for x in t],
+            [x.deleted_at for x in t],
+            [x.outbox_id for x in t],
+            [r.id for r in o],
+            [r.conversation_id for r in o],
+            [r.account_id for r in o],
+            [r.event_id for r in o],
+            [r.kind for r in o],
+            [r.app for r in o],
+            [r.lane for r in o],
+            [dumps(r.payload) for r in o],
+            [r.status for r in o],
+            [None if r.result is None else dumps(r.result) for r in o],
+            [r.available_at for r in o],
+            [r.last_error for r in o],
+            [k[0] for k, _ in sets],
+            [k[1] for k, _ in sets],
+            [v[0] for _, v in sets],
+            [v[1] for _, v in sets],
+            [k[0] for k in cancels],
+            [k[1] for k in cancels],
+            [x[0] for x in f],
+            [x[1] for x in f],
+            [x[2] for x in f],
+            [x[3] for x in f],
+            [x[4] for x in f],
+        )
+        self.clear()

@@ -285,12 +285,23 @@ async def test_a_completion_without_the_claims_token_is_refused(runtime: Runtime
     assert await d.reap() == 1
     [second] = await d._claim()
     assert first["lease_token"] != second["lease_token"]
+    none: list[Any] = []
     stale = await runtime.pool.fetch(
-        q("outbox_done"), [first["id"]], [first["lease_token"]], ['{"stale": true}']
+        q("outbox_done"),
+        [first["id"]],
+        [first["lease_token"]],
+        ['{"stale": true}'],
+        *([none] * 7),
+        runtime.clock.now(),
     )
     assert stale == []
     fresh = await runtime.pool.fetch(
-        q("outbox_done"), [second["id"]], [second["lease_token"]], ['{"ok": true}']
+        q("outbox_done"),
+        [second["id"]],
+        [second["lease_token"]],
+        ['{"ok": true}'],
+        *([none] * 7),
+        runtime.clock.now(),
     )
     assert [r["id"] for r in fresh] == [second["id"]]
 

@@ -8,14 +8,17 @@ SELECT event_id, event_kind FROM orchestrator_intake($1, $2, $3, $4, $5, $6, $7,
 SELECT pg_notify('orchestrator_events', '');
 
 -- name: claim_conversations
--- Up to $1 conversations with pending events, those whose head event is oldest first. The
--- distinct conversations are walked on events_pending (a loose index scan: one probe per
+-- Up to $1 conversations with pending events, those whose head event is oldest first.
+--
+-- The distinct conversations are walked on events_pending (a loose index scan: one probe per
 -- conversation however many events it has waiting), so one busy conversation never hides the
 -- others. The row locks are held for the whole processing transaction: one conversation is
 -- never handled by two workers at once (any process, any machine); a crashed worker's locks
 -- die with its session. NO KEY UPDATE, not UPDATE: it excludes other workers but not the KEY
 -- SHARE locks that foreign keys take, so intake and the outbox can insert rows referencing a
--- conversation while it is processed.
+-- conversation while it is processed. The events are read by `head_events`, a separate
+-- statement on purpose: its fresh snapshot sees the work another worker committed just
+-- before we got the lock (one statement would see those events as still pending).
 WITH RECURSIVE pc(cid) AS (
     (SELECT conversation_id FROM events
      WHERE status = 'pending' AND conversation_id IS NOT NULL
@@ -39,10 +42,9 @@ FOR NO KEY UPDATE OF c SKIP LOCKED
 LIMIT $1;
 
 -- name: head_events
--- Order rule: within a conversation, by the event's own timestamp (Meta may deliver out of
--- order after failures), then by arrival; at most $2 per conversation per claim.
--- `unsent`: a message whose unsend was stored before it (Meta may deliver out of order);
--- the worker erases it before anything else happens with it.
+-- Order rule within a conversation: by the event's own timestamp (Meta may deliver out of
+-- order after failures), then by arrival; at most $2 per conversation. `unsent`: a message
+-- whose unsend was stored before it; the worker erases it before anything else happens.
 SELECT e.conversation_id, e.id, e.kind, e.source, e.received_by, e.mid, e.occurred_at,
        e.received_at, e.payload, e.erased,
        (e.kind IN ('message', 'message_edit') AND NOT e.erased AND e.mid IS NOT NULL
@@ -56,14 +58,6 @@ CROSS JOIN LATERAL (
 ) e
 ORDER BY e.conversation_id, e.occurred_at, e.id;
 
--- name: finish_events
--- processed_at is when the worker decided the event (its order within a batch).
-UPDATE events e SET status = u.status, processed_at = u.at, result = u.result::jsonb,
-                    error = u.error
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
-     AS u(id, status, result, error, at)
-WHERE e.id = u.id;
-
 -- name: orphan_events
 -- Events that concern no conversation (app_roles, mentions): recorded, then marked done.
 UPDATE events SET status = 'done', processed_at = now(),
@@ -71,12 +65,6 @@ UPDATE events SET status = 'done', processed_at = now(),
 WHERE id IN (SELECT id FROM events WHERE status = 'pending' AND conversation_id IS NULL
              ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED)
 RETURNING id, kind, account_id;
-
--- name: update_conversations
-UPDATE conversations c SET state = u.state, owner_app = u.owner_app, view = u.view::jsonb,
-                           updated_at = now()
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u(id, state, owner_app, view)
-WHERE c.id = u.id;
 
 -- name: insert_messages
 -- The transcript, many lines at once (in the given order).
@@ -122,23 +110,14 @@ FROM due d JOIN conversations c ON c.id = d.conversation_id
 ON CONFLICT (account_id, dedup_key) DO NOTHING
 RETURNING id;
 
--- name: insert_outbox
--- Effects in decision order (ids follow the order within each lane). A row may come with its
--- id already drawn (deliveries run inline by the worker, recorded as done) and a final status.
-INSERT INTO outbox (id, conversation_id, account_id, event_id, kind, app, lane, payload,
-                    status, result, available_at, done_at, attempts, last_error)
-SELECT coalesce(t.id, nextval('outbox_id_seq')), t.cid, t.account_id, t.event_id, t.kind,
-       t.app, t.lane, t.payload::jsonb, t.status, t.result::jsonb, t.available_at,
-       CASE WHEN t.status IN ('done', 'dead') THEN now() END,
-       CASE WHEN t.status IN ('done', 'dead') THEN 1 ELSE 0 END, t.last_error
-FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[],
-            $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[])
-     WITH ORDINALITY AS t(id, cid, account_id, event_id, kind, app, lane, payload, status,
-                          result, available_at, last_error, ord)
-ORDER BY t.ord;
-
 -- name: notify_outbox
 SELECT pg_notify('orchestrator_outbox', '');
+
+-- name: apply_writes
+-- See orchestrator_apply in migrations/0002_engine.sql.
+SELECT orchestrator_apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                          $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30,
+                          $31, $32, $33, $34, $35, $36, $37);
 
 -- name: draw_outbox_ids
 SELECT nextval('outbox_id_seq') AS id FROM generate_series(1, $1);
@@ -148,13 +127,29 @@ SELECT nextval('outbox_id_seq') AS id FROM generate_series(1, $1);
 SELECT * FROM orchestrator_claim_outbox($1, $2, $3, $4);
 
 -- name: outbox_done
--- Completions in one statement; a row whose lease was lost (its token changed) is not
--- touched, and is absent from the answer.
-UPDATE outbox o SET status = 'done', done_at = now(), result = u.result::jsonb,
-                    lease_token = NULL, lease_expires_at = NULL, last_error = NULL
-FROM unnest($1::bigint[], $2::uuid[], $3::text[]) AS u(id, token, result)
-WHERE o.id = u.id AND o.lease_token = u.token AND o.status = 'doing'
-RETURNING o.id;
+-- Completions in one statement, with the transcript lines of the sends among them: a row
+-- whose lease was lost (its token changed) is not touched, gets no line, and is absent from
+-- the answer. $4..$10 are the lines (conversation, mid, author, purpose, text, attachments,
+-- outbox id), $11 their time.
+WITH done AS (
+    UPDATE outbox o SET status = 'done', done_at = now(), result = u.result::jsonb,
+                        lease_token = NULL, lease_expires_at = NULL, last_error = NULL
+    FROM unnest($1::bigint[], $2::uuid[], $3::text[]) AS u(id, token, result)
+    WHERE o.id = u.id AND o.lease_token = u.token AND o.status = 'doing'
+    RETURNING o.id
+), lines AS (
+    INSERT INTO messages (conversation_id, mid, direction, author, purpose, text, attachments,
+                          created_at, outbox_id)
+    SELECT t.cid, t.mid, 'out', t.author, t.purpose, t.text, t.attachments::jsonb, $11,
+           t.outbox_id
+    FROM unnest($4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                $10::bigint[]) WITH ORDINALITY
+         AS t(cid, mid, author, purpose, text, attachments, outbox_id, ord)
+    WHERE t.outbox_id IN (SELECT id FROM done)
+    ORDER BY t.ord
+    ON CONFLICT (conversation_id, mid) WHERE mid IS NOT NULL DO NOTHING
+)
+SELECT id FROM done;
 
 -- name: outbox_retry
 -- Back to pending on the same row (order holds); $5 false leaves the attempt uncounted
@@ -224,16 +219,6 @@ SELECT status, result, error FROM events WHERE id = $1;
 
 -- name: event_by_dedup
 SELECT id FROM events WHERE account_id = $1 AND dedup_key = $2;
-
--- name: set_timers
-INSERT INTO timers (conversation_id, kind, due_at, generation)
-SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::integer[])
-ON CONFLICT (conversation_id, kind)
-DO UPDATE SET due_at = excluded.due_at, generation = excluded.generation;
-
--- name: cancel_timers
-DELETE FROM timers t USING unnest($1::bigint[], $2::text[]) AS u(cid, kind)
-WHERE t.conversation_id = u.cid AND t.kind = u.kind;
 
 -- name: comment_info
 -- For private replies: when the comment was made, and whether we already answered it.

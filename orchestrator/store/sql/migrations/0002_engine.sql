@@ -108,3 +108,70 @@ $$;
 -- Queue tables change faster than the default autovacuum thresholds notice.
 ALTER TABLE outbox SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
 ALTER TABLE events SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
+
+-- The worker's writes for one batch in ONE round trip (see engine/writes.py): conversation
+-- rows, transcript lines, outbox rows in decision order, timers set and cancelled, and the
+-- events' outcomes. Each part runs only when it has rows.
+CREATE FUNCTION orchestrator_apply(
+    c_ids bigint[], c_states text[], c_owners text[], c_views text[],
+    m_cids bigint[], m_mids text[], m_dirs text[], m_authors text[], m_purposes text[],
+    m_texts text[], m_attachments text[], m_created timestamptz[], m_deleted timestamptz[],
+    m_outbox bigint[],
+    o_ids bigint[], o_cids bigint[], o_accounts text[], o_events bigint[], o_kinds text[],
+    o_apps text[], o_lanes text[], o_payloads text[], o_statuses text[], o_results text[],
+    o_available timestamptz[], o_errors text[],
+    t_cids bigint[], t_kinds text[], t_due timestamptz[], t_generations integer[],
+    x_cids bigint[], x_kinds text[],
+    f_ids bigint[], f_statuses text[], f_results text[], f_errors text[], f_at timestamptz[]
+) RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF cardinality(c_ids) > 0 THEN
+UPDATE conversations c SET state = u.state, owner_app = u.owner_app, view = u.view::jsonb,
+                           updated_at = now()
+FROM unnest(c_ids::bigint[], c_states::text[], c_owners::text[], c_views::text[]) AS u(id, state, owner_app, view)
+WHERE c.id = u.id;
+    END IF;
+    IF cardinality(m_cids) > 0 THEN
+INSERT INTO messages (conversation_id, mid, direction, author, purpose, text, attachments,
+                      created_at, deleted_at, outbox_id)
+SELECT t.cid, t.mid, t.direction, t.author, t.purpose, t.text, t.attachments::jsonb,
+       t.created_at, t.deleted_at, t.outbox_id
+FROM unnest(m_cids::bigint[], m_mids::text[], m_dirs::text[], m_authors::text[], m_purposes::text[], m_texts::text[],
+            m_attachments::text[], m_created::timestamptz[], m_deleted::timestamptz[], m_outbox::bigint[])
+     WITH ORDINALITY AS t(cid, mid, direction, author, purpose, text, attachments, created_at,
+                          deleted_at, outbox_id, ord)
+ORDER BY t.ord
+ON CONFLICT (conversation_id, mid) WHERE mid IS NOT NULL DO NOTHING;
+    END IF;
+    IF cardinality(o_cids) > 0 THEN
+INSERT INTO outbox (id, conversation_id, account_id, event_id, kind, app, lane, payload,
+                    status, result, available_at, done_at, attempts, last_error)
+SELECT coalesce(t.id, nextval('outbox_id_seq')), t.cid, t.account_id, t.event_id, t.kind,
+       t.app, t.lane, t.payload::jsonb, t.status, t.result::jsonb, t.available_at,
+       CASE WHEN t.status IN ('done', 'dead') THEN now() END,
+       CASE WHEN t.status IN ('done', 'dead') THEN 1 ELSE 0 END, t.last_error
+FROM unnest(o_ids::bigint[], o_cids::bigint[], o_accounts::text[], o_events::bigint[], o_kinds::text[], o_apps::text[],
+            o_lanes::text[], o_payloads::text[], o_statuses::text[], o_results::text[], o_available::timestamptz[], o_errors::text[])
+     WITH ORDINALITY AS t(id, cid, account_id, event_id, kind, app, lane, payload, status,
+                          result, available_at, last_error, ord)
+ORDER BY t.ord;
+    END IF;
+    IF cardinality(t_cids) > 0 THEN
+INSERT INTO timers (conversation_id, kind, due_at, generation)
+SELECT * FROM unnest(t_cids::bigint[], t_kinds::text[], t_due::timestamptz[], t_generations::integer[])
+ON CONFLICT (conversation_id, kind)
+DO UPDATE SET due_at = excluded.due_at, generation = excluded.generation;
+    END IF;
+    IF cardinality(x_cids) > 0 THEN
+DELETE FROM timers t USING unnest(x_cids::bigint[], x_kinds::text[]) AS u(cid, kind)
+WHERE t.conversation_id = u.cid AND t.kind = u.kind;
+    END IF;
+    IF cardinality(f_ids) > 0 THEN
+UPDATE events e SET status = u.status, processed_at = u.at, result = u.result::jsonb,
+                    error = u.error
+FROM unnest(f_ids::bigint[], f_statuses::text[], f_results::text[], f_errors::text[], f_at::timestamptz[])
+     AS u(id, status, result, error, at)
+WHERE e.id = u.id;
+    END IF;
+END;
+$$;
