@@ -16,7 +16,7 @@ import structlog
 from orchestrator.engine.runtime import Runtime
 from orchestrator.graph import split_text
 from orchestrator.ingress.events import Event, EventKind
-from orchestrator.ingress.parser.envelope import parse_payload
+from orchestrator.ingress.parser import parse_payload
 from orchestrator.store.queries import q
 from state_machines import (
     ActionError,

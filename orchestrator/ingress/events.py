@@ -1,9 +1,10 @@
-"""Typed webhook events: immutable value objects built by `orchestrator.ingress.parser.envelope`.
+"""Typed webhook events: immutable value objects built by `orchestrator.ingress.parser`.
 
 One event per `messaging[]` / `standby[]` / `changes[]` item of a Meta webhook POST (PLATFORM 2).
 Ids are always strings, times are epoch milliseconds, and `raw` keeps the item exactly as Meta
 sent it, so nothing is lost when a field is not modelled here. `to_json()` is the plain form used
-for logs and for delivery to sub-apps.
+for logs, storage and delivery to sub-apps; `event_from_json()` is its exact inverse, so a stored
+typed event is rebuilt without parsing the raw item again.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from enum import Enum, StrEnum
 from math import isfinite
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 __all__ = [
     "AnyEvent",
@@ -33,6 +34,7 @@ __all__ = [
     "Referral",
     "ReferralEvent",
     "UnknownEvent",
+    "event_from_json",
     "jsonable",
 ]
 
@@ -334,3 +336,89 @@ AnyEvent = (
     | MentionEvent
     | UnknownEvent
 )
+
+
+_EVENT_CLASSES: tuple[type[Event], ...] = (
+    MessageEvent,
+    MessageDeletedEvent,
+    MessageEditEvent,
+    ReactionEvent,
+    PostbackEvent,
+    ReadEvent,
+    ReferralEvent,
+    HandoverEvent,
+    AppRolesEvent,
+    CommentEvent,
+    MentionEvent,
+    UnknownEvent,
+)
+_CLASS_OF_KIND: dict[EventKind, type[Event]] = {
+    kind: cls for cls in _EVENT_CLASSES for kind in cls.KINDS
+}
+assert set(_CLASS_OF_KIND) == set(EventKind), "every kind has exactly one event class"
+
+
+def _referral_from_json(value: Any) -> Referral | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"referral must be an object or null, got {type(value).__name__}")
+    return Referral(**value)
+
+
+def _attachments_from_json(value: Any) -> tuple[Attachment, ...]:
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"attachments must be an array, got {type(value).__name__}")
+    out = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise ValueError(f"an attachment must be an object, got {type(item).__name__}")
+        out.append(Attachment(**item))
+    return tuple(out)
+
+
+def _roles_from_json(value: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict):
+        raise ValueError(f"roles must be an object, got {type(value).__name__}")
+    return {str(app): tuple(roles) for app, roles in value.items()}
+
+
+# Fields whose JSON form differs from the Python value (tuples, nested dataclasses).
+_FIELD_FROM_JSON = {
+    "attachments": _attachments_from_json,
+    "referral": _referral_from_json,
+    "roles": _roles_from_json,
+}
+
+
+def event_from_json(data: dict[str, Any]) -> AnyEvent:
+    """The event that `to_json()` produced `data` from: `event_from_json(e.to_json()) == e`.
+
+    Strict: an unknown kind, a missing required field or a field the kind does not have raise
+    `ValueError` naming it (a stored event must come back exactly or not at all).
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"an event must be an object, got {type(data).__name__}")
+    raw_kind = data.get("kind")
+    if not isinstance(raw_kind, str) or raw_kind not in set(EventKind):
+        raise ValueError(f"unknown event kind {raw_kind!r}")
+    kind = EventKind(raw_kind)
+    cls = _CLASS_OF_KIND[kind]
+    names = {f.name for f in fields(cls)}
+    extra = sorted(set(data) - names)
+    if extra:
+        raise ValueError(f"{kind} event has no field(s) {', '.join(extra)}")
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        convert = _FIELD_FROM_JSON.get(name)
+        try:
+            values[name] = convert(value) if convert is not None else value
+        except TypeError as exc:
+            raise ValueError(f"{kind} event field {name}: {exc}") from None
+    source = values.get("source")
+    if isinstance(source, str) and source in set(EventSource):  # the parser's enum
+        values["source"] = EventSource(source)
+    try:
+        return cast(AnyEvent, cls(**values))
+    except TypeError as exc:
+        raise ValueError(f"{kind} event: {exc}") from None

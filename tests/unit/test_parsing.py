@@ -27,7 +27,7 @@ from orchestrator.ingress.events import (
     ReferralEvent,
     UnknownEvent,
 )
-from orchestrator.ingress.parser.envelope import (
+from orchestrator.ingress.parser import (
     MalformedJSON,
     ParsedBody,
     parse_body,
