@@ -109,7 +109,11 @@ class ConversationProcessor:
             await self._transcribe(conn, conversation["id"], event, typed)
         elif typed is not None and typed.kind == EventKind.MESSAGE_EDIT:
             await conn.execute(
-                q("edit_message"), conversation["id"], event["mid"], getattr(typed, "text", None)
+                q("edit_message"),
+                conversation["id"],
+                event["mid"],
+                getattr(typed, "text", None),  # None: the text is unknown, keep the stored one
+                event["occurred_at"],
             )
         if trigger is None:
             note = f"{event['kind']}: recorded, no decision needed"

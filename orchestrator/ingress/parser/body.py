@@ -10,6 +10,7 @@ The top of the parser: it hands each item to `messaging` or `changes`, which nev
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,13 +40,17 @@ class ParsedBody:
     shape_ok: bool = True
 
 
-def parse_body(body: bytes) -> ParsedBody:
+def parse_body(body: bytes, *, account_ids: Collection[str] = ()) -> ParsedBody:
     """Decode a webhook POST body and parse it; invalid JSON raises `MalformedJSON`."""
-    return parse_payload(load_json(body))
+    return parse_payload(load_json(body), account_ids=account_ids)
 
 
-def parse_payload(payload: Any) -> ParsedBody:
-    """Turn a decoded webhook body into events; never raises."""
+def parse_payload(payload: Any, *, account_ids: Collection[str] = ()) -> ParsedBody:
+    """Turn a decoded webhook body into events; never raises.
+
+    `account_ids` are the business accounts (Instagram account or Page ids) the caller knows:
+    with the entry id they tell which side of an item is the business (self messaging, 2.9).
+    """
     if not isinstance(payload, dict):
         problem = f"top level: expected an object with an entry array, got {json_type(payload)}"
         return ParsedBody(problems=(problem,), shape_ok=False)
@@ -66,13 +71,16 @@ def parse_payload(payload: Any) -> ParsedBody:
         )
     if not entries:
         problems.append("entry: empty array, no events")
+    known = frozenset(account_ids)
     events: list[Event] = []
     for index, entry in enumerate(entries):
-        events.extend(_parse_entry(obj_name, index, entry, problems))
+        events.extend(_parse_entry(obj_name, index, entry, problems, known))
     return ParsedBody(events=tuple(events), problems=tuple(problems), shape_ok=True)
 
 
-def _parse_entry(obj: str, index: int, entry: Any, problems: list[str]) -> list[Event]:
+def _parse_entry(
+    obj: str, index: int, entry: Any, problems: list[str], known: frozenset[str]
+) -> list[Event]:
     loc = f"entry[{index}]"
     if not isinstance(entry, dict):
         problems.append(f"{loc}: expected an object, got {json_type(entry)}; skipped")
@@ -95,12 +103,13 @@ def _parse_entry(obj: str, index: int, entry: Any, problems: list[str]) -> list[
             continue
         for j, item in enumerate(items):
             seen_items = True
-            ctx = ItemContext(obj, source, f"{loc}.{source}[{j}]", entry_id, entry_ms, problems)
+            where = f"{loc}.{source}[{j}]"
+            ctx = ItemContext(obj, source, where, entry_id, entry_ms, problems, known)
             events.extend(_parse_item(ctx, item))
     if "field" in entry or "value" in entry:
         # IG Login's example puts one change directly under the entry (PLATFORM 2.11).
         seen_items = True
-        ctx = ItemContext(obj, EventSource.CHANGES, loc, entry_id, entry_ms, problems)
+        ctx = ItemContext(obj, EventSource.CHANGES, loc, entry_id, entry_ms, problems, known)
         events.extend(_parse_item(ctx, {"field": entry.get("field"), "value": entry.get("value")}))
     if not seen_items:
         problems.append(f"{loc}: no messaging, standby or changes items (keys: {key_list(entry)})")

@@ -1,5 +1,5 @@
-"""`changes[]` items → events: comments, live comments and mentions (also the IG Login layout
-with field/value directly under the entry, which arrives here as one change).
+"""`changes[]` items → events: comments, live comments, mentions and story insights (also the
+IG Login layout with field/value directly under the entry, which arrives here as one change).
 
 One public function, `parse_change`; builds on `context`, `values` and `unknown`.
 """
@@ -8,10 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.ingress.events import CommentEvent, Event, EventKind, MentionEvent
+from orchestrator.ingress.events import (
+    CommentEvent,
+    Event,
+    EventKind,
+    MentionEvent,
+    StoryInsightsEvent,
+)
 from orchestrator.ingress.parser.context import ItemContext, Malformed
 from orchestrator.ingress.parser.unknown import unknown_event
-from orchestrator.ingress.parser.values import as_ms, json_type, key_list
+from orchestrator.ingress.parser.values import as_int, as_ms, json_type, key_list, short
 
 __all__ = ["parse_change"]
 
@@ -28,7 +34,7 @@ def _change(ctx: ItemContext, item: dict[str, Any]) -> Event:
     name = item.get("field")
     if not isinstance(name, str) or not name:
         raise Malformed(f"change has no field name (keys: {key_list(item)})")
-    if name not in ("comments", "live_comments", "mentions"):
+    if name not in ("comments", "live_comments", "mentions", "story_insights"):
         raise Malformed(f"changes field {name!r} is not handled")
     value = item.get("value")
     if not isinstance(value, dict):
@@ -51,6 +57,8 @@ def _change(ctx: ItemContext, item: dict[str, Any]) -> Event:
         "timestamp_ms": ms,
         "raw": item,
     }
+    if name == "story_insights":
+        return _story_insights(ctx, value, media_id, base)
     comment_id = ctx.id(value, "comment_id", ".value") or ctx.id(value, "id", ".value")
     if name == "mentions":
         if media_id is None:
@@ -64,15 +72,47 @@ def _change(ctx: ItemContext, item: dict[str, Any]) -> Event:
         )
     if comment_id is None:
         raise Malformed(f"{name} change has neither comment_id nor id")
+    username = ctx.text(sender, "username", ".value.from")
+    if base["customer_id"] is None:
+        # Meta's Instagram-Login sample names the author by username only: the comment is kept
+        # by its id (a private reply needs only that) but no conversation can be made for it.
+        who = f"username {username!r} only" if username else "no author"
+        ctx.note(
+            f"comment {comment_id} has {who} (no from.id): kept without a conversation",
+            ".value.from",
+        )
     return CommentEvent(
         kind=EventKind.COMMENT if name == "comments" else EventKind.LIVE_COMMENT,
         dedup_key=f"comment:{comment_id}",
         comment_id=comment_id,
         parent_id=ctx.id(value, "parent_id", ".value"),
         text=ctx.text(value, "text", ".value"),
-        username=ctx.text(sender, "username", ".value.from"),
+        username=username,
         media_id=media_id,
         media_product_type=ctx.text(media, "media_product_type", ".value.media"),
         ad_id=ctx.id(media, "ad_id", ".value.media"),
+        **base,
+    )
+
+
+def _story_insights(
+    ctx: ItemContext, value: dict[str, Any], media_id: str | None, base: dict[str, Any]
+) -> Event:
+    if media_id is None:
+        raise Malformed("story_insights change has no media_id")
+    metrics: dict[str, int] = {}
+    for key, number in value.items():
+        if key == "media_id":
+            continue
+        count = as_int(number)
+        if count is None:
+            ctx.note(f"unusable metric {short(number)}; ignored", f".value.{key}")
+        else:
+            metrics[str(key)] = count
+    return StoryInsightsEvent(
+        kind=EventKind.STORY_INSIGHTS,
+        dedup_key=f"story_insights:{media_id}",
+        media_id=media_id,
+        metrics=metrics,
         **base,
     )

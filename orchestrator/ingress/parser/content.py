@@ -54,8 +54,12 @@ def parse_attachments(ctx: ItemContext, value: Any, path: str) -> tuple[Attachme
         out.append(
             Attachment(
                 type=ctx.text(att, "type", here) or "unknown",
-                # Messenger's `fallback` puts url/title on the attachment itself.
-                url=ctx.text(payload, "url", ptext) or ctx.text(att, "url", atext),
+                # `ig_story` keeps its URL in `story_media_url`; Messenger's `fallback` puts
+                # url/title on the attachment itself, spelt `URL` in the older reference.
+                url=ctx.text(payload, "url", ptext)
+                or ctx.text(payload, "story_media_url", ptext)
+                or ctx.text(att, "url", atext)
+                or ctx.text(att, "URL", atext),
                 title=ctx.text(payload, "title", ptext) or ctx.text(att, "title", atext),
                 sticker_id=ctx.id(payload, "sticker_id", ptext),
                 reel_video_id=ctx.id(payload, "reel_video_id", ptext),

@@ -28,7 +28,7 @@ class ItemContext:
     """Context of one item: where it sits, its entry's id/time, and the shared problem list.
 
     `obj` is the payload's `object`, `loc` the item's position (`entry[0].messaging[1]`) that
-    prefixes every note.
+    prefixes every note, `account_ids` the business accounts the caller knows (may be empty).
     """
 
     obj: str
@@ -37,6 +37,7 @@ class ItemContext:
     entry_id: str | None
     entry_ms: int | None
     problems: list[str]
+    account_ids: frozenset[str] = frozenset()
 
     def note(self, message: str, path: str = "") -> None:
         self.problems.append(f"{self.loc}{path}: {message}")

@@ -1,5 +1,6 @@
 """`messaging[]` and `standby[]` items → events: messages, edits, reactions, postbacks, reads,
-referrals, handover and app-role notices; each key of an item becomes its own event.
+referrals, handover and app-role notices, and Messenger's deliveries, opt-ins, policy notices
+and account linking; each key of an item becomes its own event.
 
 One public function, `parse_messaging_item`; builds on `content` (referrals, attachments),
 `context`, `values` and `unknown`.
@@ -13,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.ingress.events import (
+    AccountLinkingEvent,
     AppRolesEvent,
+    DeliveryEvent,
     Event,
     EventKind,
     EventSource,
@@ -21,6 +24,8 @@ from orchestrator.ingress.events import (
     MessageDeletedEvent,
     MessageEditEvent,
     MessageEvent,
+    OptinEvent,
+    PolicyEnforcementEvent,
     PostbackEvent,
     ReactionEvent,
     ReadEvent,
@@ -35,6 +40,7 @@ from orchestrator.ingress.parser.values import (
     as_int,
     as_ms,
     canonical,
+    json_type,
     key_list,
     object_id,
     short,
@@ -43,12 +49,17 @@ from orchestrator.ingress.parser.values import (
 __all__ = ["parse_messaging_item"]
 
 
+# Where Meta may put the self-messaging flag: on the item or inside its event object.
+_SELF_FLAG_HOLDERS = ("message", "postback", "reaction", "read", "message_edit")
+
+
 @dataclass(frozen=True, slots=True)
 class _Envelope:
     item: dict[str, Any]
     sender: str | None
     recipient: str | None
     timestamp_ms: int
+    self_flag: bool
 
 
 def _envelope(ctx: ItemContext, item: dict[str, Any]) -> _Envelope:
@@ -65,32 +76,62 @@ def _envelope(ctx: ItemContext, item: dict[str, Any]) -> _Envelope:
         else:
             ctx.note("no timestamp and no entry.time; using 0")
             ms = 0
-    return _Envelope(item=item, sender=sender, recipient=recipient, timestamp_ms=ms)
+    self_flag = as_flag(item.get("is_self")) or any(
+        isinstance(item.get(key), dict) and as_flag(item[key].get("is_self"))
+        for key in _SELF_FLAG_HOLDERS
+    )
+    return _Envelope(item, sender, recipient, ms, self_flag)
+
+
+def _is_business(ctx: ItemContext, side: str | None) -> bool:
+    """A configured account id, or the entry's id where that is the account (`messaging[]`;
+    in `standby[]` Meta calls entry.id the user's id, PLATFORM 2.9)."""
+    if side is None:
+        return False
+    return side in ctx.account_ids or (side == ctx.entry_id and ctx.source == EventSource.MESSAGING)
 
 
 def _base(
-    ctx: ItemContext, env: _Envelope, *, echo: bool = False, needs_customer: bool = True
+    ctx: ItemContext, env: _Envelope, *, echo: bool = False, customer: str = "required"
 ) -> dict[str, Any]:
-    """Common fields. The business side is the recipient (sender for echoes); in standby the
-    entry id is the account (PLATFORM 2.9) unless it turns out to be the customer's id."""
-    business, customer = (env.sender, env.recipient) if echo else (env.recipient, env.sender)
+    """Common fields; `customer` is "required", "optional" (noted when missing) or "none".
+
+    The business side is the recipient (the sender for echoes), except when the sender is the
+    business itself on a non-echo event (the entry's or a configured account id, or Meta's
+    `is_self` flag): that is self messaging, the business previewing its own automation, and
+    the other side is the business's own scoped id. In standby the entry id is the account
+    (PLATFORM 2.9) unless it turns out to be the customer's id.
+    """
+    is_self = env.self_flag
+    sender_is_business = echo or (
+        (_is_business(ctx, env.sender) or env.self_flag) and not _is_business(ctx, env.recipient)
+    )
+    if sender_is_business:
+        business, other = env.sender, env.recipient
+        is_self = is_self or not echo
+    else:
+        business, other = env.recipient, env.sender
     account = business or ctx.entry_id
     if ctx.source == EventSource.STANDBY and ctx.entry_id and ctx.entry_id != account:
-        if ctx.entry_id == customer:
+        if ctx.entry_id == other:
             ctx.note("standby entry.id is the customer's id; using the business side as account")
         else:
             account = ctx.entry_id
     if not account:
         side = "sender" if echo else "recipient"
         raise Malformed(f"no account id (neither {side}.id nor entry.id)")
-    if needs_customer and not customer:
-        raise Malformed(f"no customer id ({'recipient' if echo else 'sender'}.id missing)")
+    other_side = "recipient" if sender_is_business else "sender"
+    if customer == "required" and not other:
+        raise Malformed(f"no customer id ({other_side}.id missing)")
+    if customer == "optional" and not other:
+        ctx.note(f"no {other_side}.id: the customer is unknown, kept without a conversation")
     return {
         "object": ctx.obj,
         "source": ctx.source,
         "account_id": account,
-        "customer_id": customer if needs_customer else None,
+        "customer_id": other if customer != "none" else None,
         "timestamp_ms": env.timestamp_ms,
+        "is_self": is_self,
         "raw": env.item,
     }
 
@@ -139,11 +180,15 @@ def _message_edit(ctx: ItemContext, env: _Envelope) -> Event:
     num_edit = as_int(edit.get("num_edit"))
     if num_edit is None and edit.get("num_edit") is not None:
         ctx.note(f"unusable num_edit {short(edit['num_edit'])}; ignored", ".message_edit.num_edit")
+    # Real deliveries often carry only mid and num_edit: the new text is then unknown, which
+    # must never read as "the text is now empty" (docs/payloads.md).
+    text = ctx.text(edit, "text", ".message_edit")
     return MessageEditEvent(
         kind=EventKind.MESSAGE_EDIT,
         dedup_key=f"edit:{mid}:{'' if num_edit is None else num_edit}",
         mid=mid,
-        text=ctx.text(edit, "text", ".message_edit"),
+        text=text,
+        text_known=text is not None,
         num_edit=num_edit,
         **_base(ctx, env),
     )
@@ -202,10 +247,11 @@ def _read(ctx: ItemContext, env: _Envelope) -> Event:
     watermark = as_ms(read.get("watermark"))
     if mid is None and watermark is None:
         raise Malformed("read has neither mid nor watermark")
-    base = _base(ctx, env)
+    # Seen in real deliveries: a read without sender. Kept (by its mid or watermark) and noted.
+    base = _base(ctx, env, customer="optional")
     return ReadEvent(
         kind=EventKind.READ,
-        dedup_key=f"read:{base['customer_id']}:{mid or watermark}",
+        dedup_key=f"read:{base['customer_id'] or ''}:{mid or watermark}",
         mid=mid,
         watermark=watermark,
         **base,
@@ -268,7 +314,88 @@ def _app_roles(ctx: ItemContext, env: _Envelope) -> Event:
         kind=EventKind.APP_ROLES,
         dedup_key=f"app_roles:{env.timestamp_ms}:{canonical_roles}",
         roles=roles,
-        **_base(ctx, env, needs_customer=False),
+        **_base(ctx, env, customer="none"),
+    )
+
+
+def _delivery(ctx: ItemContext, env: _Envelope) -> Event:
+    delivery = required_object(env.item, "delivery")
+    watermark = as_ms(delivery.get("watermark"))
+    listed = delivery.get("mids")
+    if listed is not None and not isinstance(listed, list):
+        ctx.note(f"expected an array, got {json_type(listed)}; ignored", ".delivery.mids")
+        listed = None
+    mids = tuple(m for m in (as_id(v) for v in listed or []) if m is not None)
+    if len(mids) != len(listed or []):
+        ctx.note("unusable mids ignored", ".delivery.mids")
+    if not mids and watermark is None:
+        raise Malformed("delivery has neither mids nor watermark")
+    base = _base(ctx, env)
+    return DeliveryEvent(
+        kind=EventKind.DELIVERY,
+        dedup_key=f"delivery:{base['customer_id']}:{watermark or ''}:{','.join(mids)}",
+        mids=mids,
+        watermark=watermark,
+        **base,
+    )
+
+
+def _optin(ctx: ItemContext, env: _Envelope) -> Event:
+    optin = required_object(env.item, "optin")
+    path = ".optin"
+    user_ref = ctx.text(optin, "user_ref", path)
+    # The checkbox plugin names the person by user_ref only (no sender): no customer yet.
+    base = _base(ctx, env, customer="none" if env.sender is None and user_ref else "required")
+    token = ctx.text(optin, "notification_messages_token", path) or ctx.text(
+        optin, "one_time_notif_token", path
+    )
+    ref = ctx.text(optin, "ref", path)
+    payload = ctx.text(optin, "payload", path)
+    who = base["customer_id"] or f"user_ref={user_ref}"
+    return OptinEvent(
+        kind=EventKind.OPTIN,
+        dedup_key=f"optin:{who}:{env.timestamp_ms}:{ref or ''}:{payload or ''}",
+        optin_type=ctx.text(optin, "type", path),
+        ref=ref,
+        user_ref=user_ref,
+        payload=payload,
+        token=token,
+        token_expires_ms=as_ms(optin.get("token_expiry_timestamp")),
+        title=ctx.text(optin, "title", path),
+        **base,
+    )
+
+
+def _policy_enforcement(key: str) -> Callable[[ItemContext, _Envelope], Event]:
+    def build(ctx: ItemContext, env: _Envelope) -> Event:
+        body = required_object(env.item, key)
+        action = (ctx.text(body, "action", f".{key}") or "").strip().lower()
+        if not action:
+            raise Malformed(f"{key} has no action")
+        base = _base(ctx, env, customer="none")
+        return PolicyEnforcementEvent(
+            kind=EventKind.POLICY_ENFORCEMENT,
+            dedup_key=f"policy_enforcement:{base['account_id']}:{env.timestamp_ms}:{action}",
+            action=action,
+            reason=ctx.text(body, "reason", f".{key}"),
+            **base,
+        )
+
+    return build
+
+
+def _account_linking(ctx: ItemContext, env: _Envelope) -> Event:
+    body = required_object(env.item, "account_linking")
+    status = (ctx.text(body, "status", ".account_linking") or "").strip().lower()
+    if not status:
+        raise Malformed("account_linking has no status")
+    base = _base(ctx, env)
+    return AccountLinkingEvent(
+        kind=EventKind.ACCOUNT_LINKING,
+        dedup_key=f"account_linking:{base['customer_id']}:{env.timestamp_ms}:{status}",
+        status=status,
+        authorization_code=ctx.text(body, "authorization_code", ".account_linking"),
+        **base,
     )
 
 
@@ -283,6 +410,12 @@ _MESSAGING_BUILDERS: dict[str, Callable[[ItemContext, _Envelope], Event]] = {
     "take_thread_control": _handover(EventKind.TAKE_THREAD_CONTROL),
     "request_thread_control": _handover(EventKind.REQUEST_THREAD_CONTROL),
     "app_roles": _app_roles,
+    "delivery": _delivery,
+    "optin": _optin,
+    "policy_enforcement": _policy_enforcement("policy_enforcement"),
+    # The older Messenger reference spells the key with a hyphen.
+    "policy-enforcement": _policy_enforcement("policy-enforcement"),
+    "account_linking": _account_linking,
 }
 
 
