@@ -115,7 +115,10 @@ class ConversationProcessor:
     ) -> None:
         if typed.kind == EventKind.MESSAGE_EDIT:
             await writes.flush(conn)  # the edited message's own line may be in this batch
-            await conn.execute(q("edit_message"), cid, row["mid"], getattr(typed, "text", None))
+            # text None: the edit did not say the new text; the stored one is kept.
+            await conn.execute(
+                q("edit_message"), cid, row["mid"], getattr(typed, "text", None), row["occurred_at"]
+            )
             return
         if typed.kind not in (EventKind.MESSAGE, EventKind.MESSAGE_ECHO):
             return

@@ -245,6 +245,8 @@ SELECT (SELECT count(*) FROM events WHERE status = 'pending')
 SELECT orchestrator_erase($1::text[], $2::text[]);
 
 -- name: edit_message
--- The customer edited a message: the transcript shows the latest text (unless unsent).
-UPDATE messages SET text = $3
+-- The customer edited a message: the transcript shows the latest text (unless unsent). An
+-- edit without text ($3 NULL: Meta did not send it) keeps the stored text; edited_at records
+-- the edit either way.
+UPDATE messages SET text = coalesce($3, text), edited_at = $4
 WHERE conversation_id = $1 AND mid = $2 AND direction = 'in' AND deleted_at IS NULL;
