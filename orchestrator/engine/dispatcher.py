@@ -38,7 +38,7 @@ import aiohttp
 import asyncpg
 import structlog
 
-from orchestrator.engine.loop import STORE_ERRORS, run_until_stopped, wait_any
+from orchestrator.engine.loop import STORE_ERRORS, run_until_stopped
 from orchestrator.engine.perform import perform, reconcile
 from orchestrator.engine.runtime import Runtime
 from orchestrator.engine.throttle import AccountPauses
@@ -226,12 +226,15 @@ class Dispatcher:
     # -- completions ---------------------------------------------------------------------------
 
     async def _flush_loop(self, stop: asyncio.Event) -> None:
+        """Record outcomes as they come: while one batch is written the next accumulates,
+        so completions batch themselves under load and cost one round trip when quiet.
+        `run` sets `_outcome_ready` once more at shutdown, after the last call ended."""
         while True:
-            await wait_any(stop, self._outcome_ready, self.poll_interval)
+            await self._outcome_ready.wait()
             self._outcome_ready.clear()
             if self._outcomes:
                 await self._flush()
-            elif stop.is_set() and not self._tasks:
+            if stop.is_set() and not self._tasks and not self._outcomes:
                 return
 
     async def _flush(self) -> None:
