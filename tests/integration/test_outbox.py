@@ -317,3 +317,42 @@ async def test_a_send_meta_accepted_is_done_even_if_recording_it_fails(runtime: 
         assert not await d.run_once()
         assert len([c for cs in meta.requests.values() for c in cs]) == 1
     assert await statuses(runtime.pool) == [("done", 1)]
+
+
+async def test_transient_failures_are_retried_with_jitter_within_a_time_budget(
+    runtime: Runtime,
+) -> None:
+    """Meta answering 500 is retried after a jittered delay while the row is younger than the
+    retry budget, and dead-lettered with the budget named once it is older."""
+    runtime.retry_policy = RetryPolicy(max_attempts=50)
+    await add_rows(runtime.pool, [send("eins")])
+    await add_rows(runtime.pool, [send("zwei")])
+    # "zwei" shares the conversation's lane; make it a second conversation's row instead.
+    other = await runtime.pool.fetchval(
+        "INSERT INTO conversations (account_id, customer_id) VALUES ($1, 'other') RETURNING id",
+        ACCOUNT_ID,
+    )
+    await runtime.pool.execute(
+        "UPDATE outbox SET conversation_id = $1, created_at = now() - interval '20 minutes'"
+        " WHERE payload->'message'->>'text' = 'zwei'",
+        other,
+    )
+    failing = {
+        "error": {"message": "An unknown error occurred", "type": "OAuthException", "code": 2}
+    }
+    with MetaMock() as meta:
+        meta.post(SEND, status=500, payload=failing, repeat=True)
+        d = Dispatcher(runtime, retry_budget_s=900)
+        assert await d.run_once() == 2
+    rows = {
+        r["text"]: r
+        for r in await runtime.pool.fetch(
+            "SELECT payload->'message'->>'text' AS text, status, available_at, last_error"
+            " FROM outbox"
+        )
+    }
+    assert rows["eins"]["status"] == "pending"
+    delay = (rows["eins"]["available_at"] - runtime.clock.now()).total_seconds()
+    assert 0 < delay < 2 and delay != 1.0  # the first backoff, spread by jitter
+    assert rows["zwei"]["status"] == "dead"
+    assert "retry budget of 900s spent" in rows["zwei"]["last_error"]
