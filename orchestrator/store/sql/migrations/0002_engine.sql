@@ -27,17 +27,21 @@ CREATE UNIQUE INDEX outbox_one_in_flight ON outbox (conversation_id, lane) WHERE
 -- The dispatcher's claim reads the open rows as (conversation, lane) heads.
 CREATE INDEX outbox_open ON outbox (conversation_id, lane, id) WHERE status IN ('pending', 'doing');
 CREATE INDEX outbox_leases ON outbox (lease_expires_at) WHERE status = 'doing';
--- Retention: done rows by age.
-CREATE INDEX outbox_done_at ON outbox (done_at) WHERE status = 'done';
-CREATE INDEX events_processed_at ON events (processed_at) WHERE status <> 'pending';
+-- The events that rows still open or dead-lettered point at are kept by retention. The
+-- foreign key from outbox.event_id is dropped: checking it on every event deleted needed an
+-- index on every outbox row, for a reference that is only informational once a row is done.
+ALTER TABLE outbox DROP CONSTRAINT outbox_event_id_fkey;
+CREATE INDEX outbox_kept_events ON outbox (event_id) WHERE status <> 'done';
 -- The claim queue no longer scans the oldest pending events (one busy conversation filled
 -- that window and starved the rest); it walks the distinct conversations of events_pending.
 DROP INDEX events_pending_arrival;
 
--- Retention (DESIGN "Storage and scale"): processed events and done outbox rows older than
--- the configured age are deleted in bounded batches. Events still referenced by a kept
--- outbox row (dead letters, open rows) stay. Transcripts follow the business's own retention
--- and unsends, not this.
+-- Retention: processed events and done outbox rows older than the configured age are
+-- deleted in bounded batches. Events still referenced by a kept outbox row (dead letters,
+-- open rows) stay. Transcripts follow the business's own retention and unsends, not this.
+-- Both walk the primary key from the oldest row (ids grow with time, and what is older has
+-- already been deleted), so no index on the age is needed: an index more on these two
+-- tables would be written by every message to serve one query a minute.
 CREATE FUNCTION orchestrator_prune(p_before timestamptz, p_limit integer)
 RETURNS TABLE (outbox_rows bigint, event_rows bigint)
 LANGUAGE plpgsql VOLATILE AS $$
@@ -46,16 +50,17 @@ DECLARE
     n_events bigint;
 BEGIN
     WITH old AS (
-        SELECT id FROM outbox WHERE status = 'done' AND done_at < p_before
-        ORDER BY done_at LIMIT p_limit FOR UPDATE SKIP LOCKED
+        SELECT o.id FROM outbox o
+        WHERE o.status = 'done' AND o.done_at < p_before
+        ORDER BY o.id LIMIT p_limit FOR UPDATE SKIP LOCKED
     )
     DELETE FROM outbox o USING old WHERE o.id = old.id;
     GET DIAGNOSTICS n_outbox = ROW_COUNT;
     WITH old AS (
         SELECT e.id FROM events e
         WHERE e.status <> 'pending' AND e.processed_at < p_before
-          AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = e.id)
-        ORDER BY e.processed_at LIMIT p_limit FOR UPDATE SKIP LOCKED
+          AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = e.id AND o.status <> 'done')
+        ORDER BY e.id LIMIT p_limit FOR UPDATE SKIP LOCKED
     )
     DELETE FROM events e USING old WHERE e.id = old.id;
     GET DIAGNOSTICS n_events = ROW_COUNT;
