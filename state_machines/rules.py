@@ -10,9 +10,21 @@ from datetime import timedelta
 
 from state_machines.model import State
 
-# Meta idles a thread after 24 h without a customer message unless extended (PLATFORM 1.3).
+# --- Meta's platform limits (defined here only) -------------------------------------------
+# The messaging window (PLATFORM 4.5): automation within 24 h of the customer's last message,
+# human agents (HUMAN_AGENT tag) up to 7 days.
+AUTOMATED_WINDOW = timedelta(hours=24)
+HUMAN_AGENT_WINDOW = timedelta(days=7)
+HUMAN_AGENT_TAG = "HUMAN_AGENT"
+# Meta idles a thread after 24 h of inactivity unless extended (PLATFORM 1.3).
 CONTROL_IDLE = timedelta(hours=24)
+MAX_EXTEND_S = 7 * 24 * 3600  # PLATFORM 5: extend_thread_control up to 7 days
 PRIVATE_REPLY_WINDOW = timedelta(days=7)  # PLATFORM 4.2
+MAX_METADATA_CHARS = 1000  # Meta's limit for thread-control metadata
+MAX_QUICK_REPLIES = 13  # PLATFORM 4.3
+MAX_ATTACHMENTS = 10
+
+# --- the handover metadata we send ---------------------------------------------------------
 META_CUSTOMER_REQUEST = "customer_request"
 META_BOT_FAILURE = "bot_failure"
 

@@ -36,7 +36,8 @@ def _line_col(text: str | bytes, pos: int) -> tuple[int, int]:
     return text.count(newline, 0, pos) + 1, pos - text.rfind(newline, 0, pos)
 
 
-def _load_json(body: bytes) -> Any:
+def load_json(body: bytes) -> Any:
+    """The JSON value of a webhook body; MalformedJSON (with line and column) otherwise."""
     if isinstance(body, str):  # tolerated, although the edge hands over raw bytes
         text = body
     else:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.ingress.decode import MalformedJSON, _load_json
+from orchestrator.ingress.decode import MalformedJSON, load_json
 from orchestrator.ingress.events import Event, EventSource
 from orchestrator.ingress.parser.changes import _change
 from orchestrator.ingress.parser.context import _Malformed, _unknown, _Where
@@ -41,7 +41,7 @@ class ParsedBody:
 
 def parse_body(body: bytes) -> ParsedBody:
     """Decode a webhook POST body and parse it; invalid JSON raises `MalformedJSON`."""
-    return parse_payload(_load_json(body))
+    return parse_payload(load_json(body))
 
 
 def _parse_item(w: _Where, item: Any) -> list[Event]:

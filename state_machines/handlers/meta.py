@@ -4,78 +4,76 @@ Meta's real owner. Also forwarded requests for the thread and app-role changes.
 
 from __future__ import annotations
 
-from state_machines._run import _Run
-from state_machines.control import _controller, _holder
+from state_machines.control import controller, who_holds
 from state_machines.effects import Deliver
 from state_machines.moves import (
-    _bot_to_bot,
-    _meta_reason,
-    _to_bot,
-    _to_foreign,
-    _to_human,
-    _to_pending,
+    bot_to_bot,
+    meta_reason,
+    to_bot,
+    to_foreign,
+    to_human,
+    to_pending,
 )
+from state_machines.run import Run
 from state_machines.triggers import AppRolesChanged
 
 
-def _h_meta_bot_in_bot(run: _Run) -> None:
-    _bot_to_bot(
+def to_other_bot(run: Run) -> None:
+    bot_to_bot(
         run,
         run.target.app,
         control=None,
         metadata=run.cls.metadata,
-        reason=_meta_reason(run),
+        reason=meta_reason(run),
         actor=None,
     )
 
 
-def _h_meta_back_to_bot(run: _Run) -> None:
-    _to_bot(
+def back_to_bot(run: Run) -> None:
+    to_bot(
         run,
         run.target.app,
         control=None,
         metadata=run.cls.metadata,
-        reason=_meta_reason(run),
+        reason=meta_reason(run),
         actor=None,
         disclose_now=True,
     )
 
 
-def _h_meta_to_pending(run: _Run) -> None:
+def to_pending_human(run: Run) -> None:
     target = run.target.app
     assert target is not None
-    _to_pending(
-        run, target, control=None, metadata=run.cls.metadata, reason=_meta_reason(run), actor=None
+    to_pending(
+        run, target, control=None, metadata=run.cls.metadata, reason=meta_reason(run), actor=None
     )
 
 
-def _h_meta_human_take(run: _Run) -> None:
+def human_take(run: Run) -> None:
     app = run.target.app
     assert app is not None
-    _to_human(
-        run, app, control=None, metadata=run.cls.metadata, reason=_meta_reason(run), actor=None
-    )
+    to_human(run, app, control=None, metadata=run.cls.metadata, reason=meta_reason(run), actor=None)
 
 
-def _h_meta_to_foreign(run: _Run) -> None:
+def to_foreign_owner(run: Run) -> None:
     foreign_id = run.target.foreign_id
     assert foreign_id is not None
-    _to_foreign(
+    to_foreign(
         run,
         foreign_id,
         control=None,
         metadata=run.cls.metadata,
-        reason=_meta_reason(run),
+        reason=meta_reason(run),
         actor=None,
     )
 
 
-def _h_meta_request(run: _Run) -> None:
-    owner = _controller(run.view, run.policy)
+def request(run: Run) -> None:
+    owner = controller(run.view, run.policy)
     requester = run.target
     label = run.policy.owner_label(requester.key)
     if owner is None:
-        run.note(f"request by {label}: {_holder(run.view, run.policy)}, not ours to answer")
+        run.note(f"request by {label}: {who_holds(run.view, run.policy)}, not ours to answer")
     elif requester.key == owner.name or requester.kind == "idle":
         run.note(f"request by {label} ignored: nothing to hand over")
     else:
@@ -93,11 +91,11 @@ def _h_meta_request(run: _Run) -> None:
         run.note(f"{owner.name} is asked to pass the thread to {label}")
 
 
-def _h_owner_confirmed(run: _Run) -> None:
-    run.note(f"Meta confirms: {_holder(run.view, run.policy)}")
+def owner_confirmed(run: Run) -> None:
+    run.note(f"Meta confirms: {who_holds(run.view, run.policy)}")
 
 
-def _h_app_roles(run: _Run) -> None:
+def app_roles(run: Run) -> None:
     trig = run.input
     assert isinstance(trig, AppRolesChanged)
     roles = ", ".join(f"{k}: {'/'.join(v)}" for k, v in trig.roles.items()) or "none"
