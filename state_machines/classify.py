@@ -79,6 +79,43 @@ def _confirms(view: ConversationView, owner: Owner, policy: Policy) -> bool:
     return owner.key is not None and owner.key == view.owner_app
 
 
+def standby_only(
+    view: ConversationView, trig: CustomerMessage | CustomerActivity, policy: Policy
+) -> bool:
+    """Ownership evidence (PLATFORM 2.9): a standby copy received by the app we believe in
+    control proves that app does not own the thread (Meta sends each app one copy), so an
+    app outside our belief owns it. `received_by=None` means the edge vouches that no app of
+    ours got the event in `messaging[]`. A standby copy received by another app proves
+    nothing about the controller (it gets standby copies anyway)."""
+    believed = controller(view, policy)
+    if trig.source != "standby" or believed is None:
+        return False
+    return trig.received_by is None or trig.received_by == believed.name
+
+
+def _stale_handover(
+    view: ConversationView, trig: MetaHandover, owner: Owner, policy: Policy
+) -> Classified | None:
+    """A handover webhook that must not be applied (rules.CLOCK_RULES): older than the newest
+    applied one (Meta's clock orders Meta's events), or stamped before a control move we
+    decided later and disagreeing with it (two clocks: ask Meta instead of guessing)."""
+    label = policy.owner_label(owner.key)
+    if view.meta_handover_at is not None and trig.at < view.meta_handover_at:
+        note = (
+            f"{trig.kind} to {label} stamped {trig.at.isoformat()} is older than the newest "
+            f"handover applied ({view.meta_handover_at.isoformat()}): recorded, not applied"
+        )
+        return Classified("meta:superseded", [note], target=owner, metadata=trig.metadata)
+    if view.control_decided_at is not None and trig.at < view.control_decided_at:
+        note = (
+            f"{trig.kind} to {label} stamped {trig.at.isoformat()} (Meta's clock) predates our "
+            f"control decision at {view.control_decided_at.isoformat()} (ours) and disagrees "
+            "with it: not applied, Meta is asked who owns the thread"
+        )
+        return Classified("meta:unordered", [note], target=owner, metadata=trig.metadata)
+    return None
+
+
 def _invalid(message: str) -> Classified:
     return Classified("action:invalid", refusal=Refusal("invalid", message, RULE_VALID))
 
@@ -89,6 +126,8 @@ def classify(view: ConversationView, trigger: Trigger, policy: Policy) -> str:
 
 
 def classify_input(view: ConversationView, trig: Trigger, policy: Policy) -> Classified:
+    if isinstance(trig, CustomerMessage | CustomerActivity) and standby_only(view, trig, policy):
+        return Classified("customer_standby")
     if isinstance(trig, CustomerMessage):
         asks = policy.mentions_escalation(trig.text) or policy.is_escalation_payload(
             trig.quick_reply_payload
@@ -109,6 +148,9 @@ def classify_input(view: ConversationView, trig: Trigger, policy: Policy) -> Cla
         owner = owner_of(trig.new_owner_app_id, policy)
         if _confirms(view, owner, policy):
             return Classified("owner_confirmed", target=owner)
+        stale = _stale_handover(view, trig, owner, policy)
+        if stale is not None:
+            return stale
         kind = {"idle": "bot", "bot": "bot", "human": "human", "foreign": "foreign"}[owner.kind]
         name = f"meta:pass_to_{kind}" if trig.kind == "pass" else f"meta:take_by_{kind}"
         return Classified(name, target=owner, metadata=trig.metadata)

@@ -1,6 +1,7 @@
 """Who controls the thread now and until when: the app of ours that may act for it, a
 sentence naming the holder for refusals, the in-control guard every `action:*` row applies,
-and Meta's control deadline (24 h after the customer's last message, or an extension).
+and Meta's control deadline (24 h of inactivity: after the customer's last message or the last
+control action, or an extension).
 """
 
 from __future__ import annotations
@@ -46,5 +47,12 @@ def latest_of(*values: datetime | None) -> datetime | None:
     return max(present) if present else None
 
 
-def control_deadline(view: ConversationView, now: datetime) -> datetime | None:
-    return latest_of(view.control_expires_at, (view.last_customer_message_at or now) + CONTROL_IDLE)
+def control_deadline(
+    view: ConversationView, now: datetime, acted_at: datetime | None = None
+) -> datetime | None:
+    """When Meta idles the thread: 24 h of inactivity (PLATFORM 1.3). The customer's last
+    message and a control action (pass, take, extend; `acted_at`) are activity, so a human
+    app taking a conversation 25 h after the customer wrote holds it for a day."""
+    last = view.last_customer_message_at or now
+    acted = acted_at + CONTROL_IDLE if acted_at is not None else None
+    return latest_of(view.control_expires_at, last + CONTROL_IDLE, acted)

@@ -25,7 +25,8 @@ describe the normal sender; these guards apply on top of every `action:*` row:
 - messages obey the window (window.py) — else `window_closed` / `human_agent_window_closed`;
 - malformed actions (unknown app or target, bad values) are classified `action:invalid`.
 
-A refused decision never has effects and never changes the view. Timers are a function of
+A refused decision never changes the view; its only effect tells the app that acted why
+(`action_refused`). Timers are a function of
 the view (`timer_schedule`): whenever the schedule changes the generation is bumped and every
 armed timer is (re)set, so a firing with an old generation is recognised as stale.
 
@@ -43,7 +44,8 @@ from datetime import datetime
 from transitions import EventData, Machine
 
 from state_machines.classify import classify, classify_input
-from state_machines.effects import CancelTimer, Decision, Effect, SetTimer
+from state_machines.control import latest_of
+from state_machines.effects import CancelTimer, Decision, Deliver, Effect, Refusal, SetTimer
 from state_machines.model import (
     TIMER_KINDS,
     ConversationView,
@@ -64,7 +66,7 @@ from state_machines.table import (
     TransitionRow,
     check_table,
 )
-from state_machines.triggers import Trigger
+from state_machines.triggers import AppAction, MetaHandover, Trigger
 
 __all__ = [
     "ROW_LABELS",
@@ -149,10 +151,31 @@ def decide(view: ConversationView, trigger: Trigger, now: datetime, policy: Poli
     spec = SPEC_BY_KEY[(view.state, cls.name)]
     run = Run(view, trigger, now, policy, cls)
     build_machine().events[cls.name].trigger(run)
-    notes = tuple(run.notes)
+    notes, warnings = tuple(run.notes), tuple(run.warnings)
     if run.refusal is not None:
-        return Decision(view, (), None, run.refusal, notes, cls.name)
+        told = _refusal_told(trigger, run.refusal, policy)
+        return Decision(view, told, None, run.refusal, notes, cls.name, warnings)
     new_view = run.view.replace(state=State(run.state))
-    new_view, timers = _timer_effects(view, new_view, policy)
     transition = spec.label if spec.row.outcome == "transition" else None
-    return Decision(new_view, (*run.effects, *timers), transition, None, notes, cls.name)
+    if transition is not None:
+        new_view = _record_control_move(new_view, trigger, now)
+    new_view, timers = _timer_effects(view, new_view, policy)
+    effects = (*run.effects, *timers)
+    return Decision(new_view, effects, transition, None, notes, cls.name, warnings)
+
+
+def _refusal_told(trigger: Trigger, refusal: Refusal, policy: Policy) -> tuple[Effect, ...]:
+    """A refused action changes nothing; the app that asked is told why (`action_refused`)."""
+    if not isinstance(trigger, AppAction) or policy.find_app(trigger.app) is None:
+        return ()
+    event = refusal.to_event(trigger.action.to_json(), trigger.request_id)
+    return (Deliver(trigger.app, event),)
+
+
+def _record_control_move(
+    view: ConversationView, trigger: Trigger, now: datetime
+) -> ConversationView:
+    """Remember when control moved, on the clock of whoever moved it (rules.CLOCK_RULES)."""
+    if isinstance(trigger, MetaHandover):
+        return view.replace(meta_handover_at=latest_of(view.meta_handover_at, trigger.at))
+    return view.replace(control_decided_at=now)

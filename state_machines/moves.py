@@ -7,6 +7,7 @@ bots), emits the thread-control call when we make it, and tells the apps concern
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from state_machines.classify import owner_of
@@ -20,7 +21,7 @@ from state_machines.sending import (
     send_no_agent_notice,
     touch_human,
 )
-from state_machines.triggers import MetaHandover
+from state_machines.triggers import MetaHandover, OwnerReconciled
 
 
 def inform(run: Run, app: AppSpec | None, event: dict[str, Any], actor: AppSpec | None) -> None:
@@ -90,7 +91,7 @@ def to_pending(
         owner_app=target.name,
         human_app=target.name,
         **{**cleared_stretch(metadata), "pending_since": run.now},
-        control_expires_at=control_deadline(run.view, run.now),
+        control_expires_at=moved_control_deadline(run),
     )
     run.note(f"{target.name} is asked to take over ({reason})")
 
@@ -115,7 +116,7 @@ def to_human(
         owner_app=app.name,
         human_app=app.name,
         **cleared_stretch(metadata),
-        control_expires_at=control_deadline(run.view, run.now),
+        control_expires_at=moved_control_deadline(run),
     )
     touch_human(run)
     run.note(f"{app.name} holds the thread ({reason})")
@@ -142,7 +143,7 @@ def to_foreign(
         owner_app=owner,
         human_app=None,
         **cleared_stretch(metadata),
-        control_expires_at=control_deadline(run.view, run.now),
+        control_expires_at=moved_control_deadline(run),
     )
     run.note(f"{label} owns the thread: our apps get standby copies only, automation is silent")
 
@@ -222,6 +223,17 @@ def bot_to_bot(
         }
         inform(run, prev, lost, actor)
     run.note(f"{run.policy.owner_label(run.view.owner_app)} owns the thread ({reason})")
+
+
+def moved_control_deadline(run: Run) -> datetime | None:
+    """Meta's control deadline after control moved to a human-side holder. The move is a
+    control action, so it counts as activity: Meta's time for a handover webhook, ours for a
+    call we make; a reconciliation takes Meta's expiration when Meta gave one."""
+    trig = run.input
+    if isinstance(trig, OwnerReconciled) and trig.expires_at is not None:
+        return trig.expires_at
+    acted = trig.at if isinstance(trig, MetaHandover | OwnerReconciled) else run.now
+    return control_deadline(run.view, run.now, acted)
 
 
 def meta_reason(run: Run) -> str:

@@ -71,6 +71,7 @@ class Run:
         self.effects: list[Effect] = []
         self.notes: list[str] = list(cls.notes)
         self.refusal: Refusal | None = None
+        self.warnings: list[str] = []
 
     @property
     def actor(self) -> AppSpec:
@@ -86,6 +87,11 @@ class Run:
         self.effects.append(effect)
 
     def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def warn(self, text: str) -> None:
+        """For operators: the edge logs it as a warning and counts it."""
+        self.warnings.append(text)
         self.notes.append(text)
 
     def update(self, **changes: Any) -> None:

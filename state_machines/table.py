@@ -107,6 +107,16 @@ ROW_SPECS: tuple[RowSpec, ...] = (
     _internal(H, "customer_activity_escalates", customer.routed,
               "A human holds it: Routed to the app in control; standby copies to apps with "
               "standby=true."),
+    _internal(B, "customer_standby", customer.standby_only,
+              "Only standby copies reached our apps while we believe the bot may speak: an app "
+              "outside our config owns the thread. Never automated on (standby copies only, no "
+              "escalation); window anchor moves; Meta is asked who owns it (thread_owner)."),
+    _internal(P, "customer_standby", customer.standby_only,
+              "Only standby copies reached our apps while our human app should own the thread: "
+              "standby copies only; Meta is asked who owns it (thread_owner)."),
+    _internal(H, "customer_standby", customer.standby_only,
+              "Only standby copies reached our apps while our human app holds the thread: "
+              "standby copies only; Meta is asked who owns it (thread_owner)."),
     _noop(B, "echo", customer.own_echo,
           "Echo of our bot's own message."),
     _noop(P, "echo", customer.own_echo,
@@ -286,6 +296,27 @@ ROW_SPECS: tuple[RowSpec, ...] = (
           "A foreign inbox took the thread."),
     _move(H, "meta:take_by_foreign", H, "meta_take", meta.to_foreign_owner,
           "A foreign inbox took the thread."),
+    _noop(B, "meta:superseded", meta.superseded,
+          "A pass or take webhook older (Meta's time) than the newest handover applied: "
+          "recorded in the notes, never applied."),
+    _noop(P, "meta:superseded", meta.superseded,
+          "A pass or take webhook older (Meta's time) than the newest handover applied: "
+          "recorded in the notes, never applied."),
+    _noop(H, "meta:superseded", meta.superseded,
+          "A pass or take webhook older (Meta's time) than the newest handover applied: "
+          "recorded in the notes, never applied."),
+    _internal(B, "meta:unordered", meta.unordered,
+              "A pass or take webhook that disagrees with our state and is stamped before our "
+              "latest control decision (two clocks): not applied; Meta is asked who owns the "
+              "thread (thread_owner) and we follow the answer."),
+    _internal(P, "meta:unordered", meta.unordered,
+              "A pass or take webhook that disagrees with our state and is stamped before our "
+              "latest control decision (two clocks): not applied; Meta is asked who owns the "
+              "thread (thread_owner) and we follow the answer."),
+    _internal(H, "meta:unordered", meta.unordered,
+              "A pass or take webhook that disagrees with our state and is stamped before our "
+              "latest control decision (two clocks): not applied; Meta is asked who owns the "
+              "thread (thread_owner) and we follow the answer."),
     _internal(B, "meta:request", meta.request,
               "Meta forwards a request: the app in control gets thread_control_request (grant: "
               "handled as the owner's pass)."),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -107,6 +107,10 @@ class Dispatcher:
         igsid = conv["customer_id"]
         if kind == "deliver":
             return await self._deliver(row, conv)
+        if kind == "thread_owner":
+            # CheckOwner: our state and Meta's evidence disagree; Meta's answer decides.
+            event = await self._owner_answer(row, conv, row["app"])
+            return {"owner_app_id": event.payload["owner_app_id"]}, [event]
         target = rt.graph_target(conv["account_id"], row["app"])
         graph = rt.graph
         if kind == "send_message":
@@ -236,15 +240,27 @@ class Dispatcher:
         self, row: asyncpg.Record, conv: asyncpg.Record, reason: str
     ) -> tuple[list[Row], str]:
         """Ask Meta who owns the thread and feed the answer to the state machine."""
-        rt = self.rt
         try:
-            owner = await rt.graph.thread_owner(
-                rt.graph_target(conv["account_id"], rt.config.primary.name), conv["customer_id"]
-            )
+            event = await self._owner_answer(row, conv, self.rt.config.primary.name)
         except Exception as exc:
             return [], f"{reason}; thread_owner check failed too: {exc}"
+        owner_app_id = event.payload["owner_app_id"]
+        return [event], f"{reason}; reconciled with thread_owner (owner: {owner_app_id or 'idle'})"
+
+    async def _owner_answer(self, row: asyncpg.Record, conv: asyncpg.Record, app: str) -> Row:
+        """Ask Meta who owns the thread (with `app`'s token): an owner_reconciled event."""
+        rt = self.rt
+        owner = await rt.graph.thread_owner(
+            rt.graph_target(conv["account_id"], app), conv["customer_id"]
+        )
         now = rt.clock.now()
-        event = Row(
+        expires = (
+            datetime.fromtimestamp(owner.expiration, UTC).isoformat()
+            if owner.expiration is not None and owner.app_id is not None
+            else None
+        )
+        log.warning("thread_owner_reconciled", owner_app_id=owner.app_id)
+        return Row(
             account_id=conv["account_id"],
             customer_id=conv["customer_id"],
             dedup_key=f"reconcile:{row['id']}:{row['attempts']}",
@@ -252,10 +268,8 @@ class Dispatcher:
             source="system",
             mid=None,
             occurred_at=now,
-            payload={"owner_app_id": owner.app_id, "outbox_id": row["id"]},
+            payload={"owner_app_id": owner.app_id, "outbox_id": row["id"], "expires_at": expires},
         )
-        log.warning("thread_owner_reconciled", owner_app_id=owner.app_id)
-        return [event], f"{reason}; reconciled with thread_owner (owner: {owner.app_id or 'idle'})"
 
 
 def conversation_summary(conv: Mapping[str, Any]) -> dict[str, Any]:

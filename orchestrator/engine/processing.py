@@ -8,6 +8,7 @@ the transcript, the outbox rows (in order) and the timers commit together with t
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -23,6 +24,7 @@ from state_machines import (
     AppAction,
     AppRolesChanged,
     CancelTimer,
+    CheckOwner,
     ConversationView,
     CustomerActivity,
     CustomerMessage,
@@ -148,7 +150,12 @@ class ConversationProcessor:
         if kind == "timer":
             return TimerFired(at=at, kind=payload["timer"], generation=payload["generation"]), None
         if kind == "owner_reconciled":
-            return OwnerReconciled(at=at, owner_app_id=payload.get("owner_app_id")), None
+            expires = payload.get("expires_at")
+            return OwnerReconciled(
+                at=at,
+                owner_app_id=payload.get("owner_app_id"),
+                expires_at=datetime.fromisoformat(expires) if expires else None,
+            ), None
         typed = reparse({**dict(row), "account_id": conversation["account_id"]})
         if typed is None:
             return None, None
@@ -161,6 +168,7 @@ class ConversationProcessor:
                 quick_reply_payload=getattr(typed, "quick_reply_payload", None),
                 has_attachments=bool(getattr(typed, "attachments", ())),
                 event=event_json,
+                **_copy_evidence(row, len(self.rt.config.apps)),
             ), typed
         if kind == "message_echo":
             return Echo(
@@ -192,6 +200,7 @@ class ConversationProcessor:
                 opens_window=kind in _OPENS_WINDOW,
                 event=event_json,
                 payload=getattr(typed, "payload", None),
+                **_copy_evidence(row, len(self.rt.config.apps)),
             ), typed
         return None, typed  # unknown: stored raw and flagged at intake, nothing to decide
 
@@ -289,6 +298,17 @@ class ConversationProcessor:
         return result
 
 
+def _copy_evidence(row: Any, apps: int) -> dict[str, Any]:
+    """Ownership evidence for the state machine (issue 9.1): which webhook field carried the
+    stored copy and which app of ours received it. Intake keeps only the first copy of an
+    event, so a stored standby copy is complete evidence only when we have a single app (its
+    copy is the only one). With several apps a messaging copy to another app may have been
+    dropped as a duplicate; until intake keeps every copy's evidence, that case counts as
+    messaging (today's behaviour: Meta refusing the send reconciles)."""
+    standby = row["source"] == "standby" and apps == 1
+    return {"source": "standby" if standby else "messaging", "received_by": row["received_by"]}
+
+
 def _ours_in_control(conversation: dict[str, Any]) -> bool:
     """One of our apps holds the thread (or it is idle, the primary answering), so Meta sends
     that app the event in `messaging[]`; a standby copy is then only for information."""
@@ -339,6 +359,8 @@ def _outbox_rows(effect: Any) -> list[tuple[str, str, dict[str, Any]]]:
         ]
     if isinstance(effect, Deliver):
         return [("deliver", effect.app, {"event": dict(effect.event), "standby": effect.standby})]
+    if isinstance(effect, CheckOwner):
+        return [("thread_owner", effect.app, {"reason": effect.reason})]
     raise TypeError(f"no outbox mapping for effect {type(effect).__name__}")
 
 
@@ -362,6 +384,8 @@ def _describe(effect: Any) -> str:
         return f"thread_control:{effect.action}:{effect.app}"
     if isinstance(effect, Deliver):
         return f"deliver:{effect.app}" + (":standby" if effect.standby else "")
+    if isinstance(effect, CheckOwner):
+        return f"thread_owner:{effect.app}"
     if isinstance(effect, SetTimer):
         return f"set_timer:{effect.kind}"
     if isinstance(effect, CancelTimer):

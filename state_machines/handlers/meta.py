@@ -5,7 +5,7 @@ Meta's real owner. Also forwarded requests for the thread and app-role changes.
 from __future__ import annotations
 
 from state_machines.control import controller, who_holds
-from state_machines.effects import Deliver
+from state_machines.effects import CheckOwner, Deliver
 from state_machines.moves import (
     bot_to_bot,
     meta_reason,
@@ -14,6 +14,7 @@ from state_machines.moves import (
     to_human,
     to_pending,
 )
+from state_machines.roles import check_app_roles
 from state_machines.run import Run
 from state_machines.triggers import AppRolesChanged
 
@@ -100,3 +101,15 @@ def app_roles(run: Run) -> None:
     assert isinstance(trig, AppRolesChanged)
     roles = ", ".join(f"{k}: {'/'.join(v)}" for k, v in trig.roles.items()) or "none"
     run.note(f"app roles changed ({roles}); routing is unaffected until Meta moves the thread")
+    for warning in check_app_roles(trig.roles, run.policy):
+        run.warn(warning)
+
+
+def superseded(run: Run) -> None:
+    """The classification noted why: an older handover than the newest applied."""
+
+
+def unordered(run: Run) -> None:
+    """A handover webhook we cannot order against our own later decision: ask Meta."""
+    asker = controller(run.view, run.policy) or run.policy.primary
+    run.emit(CheckOwner(asker.name, "handover_before_our_decision"))
