@@ -108,15 +108,16 @@ ROW_SPECS: tuple[RowSpec, ...] = (
               "A human holds it: Routed to the app in control; standby copies to apps with "
               "standby=true."),
     _internal(B, "customer_standby", customer.standby_only,
-              "Only standby copies reached our apps while we believe the bot may speak: an app "
-              "outside our config owns the thread. Never automated on (standby copies only, no "
-              "escalation); window anchor moves; Meta is asked who owns it (thread_owner)."),
+              "The bot app we believe in control got the event only as a standby copy (or the "
+              "edge vouches none of ours got it as owner): another app owns the thread. Never "
+              "automated on (standby copies only, no escalation); window anchor moves; Meta is "
+              "asked who owns it (thread_owner) and the answer moves our state."),
     _internal(P, "customer_standby", customer.standby_only,
-              "Only standby copies reached our apps while our human app should own the thread: "
-              "standby copies only; Meta is asked who owns it (thread_owner)."),
+              "The targeted human app got the event only as a standby copy: another app owns "
+              "the thread. Standby copies only; Meta is asked who owns it (thread_owner)."),
     _internal(H, "customer_standby", customer.standby_only,
-              "Only standby copies reached our apps while our human app holds the thread: "
-              "standby copies only; Meta is asked who owns it (thread_owner)."),
+              "Our human app holding the thread got the event only as a standby copy: another "
+              "app owns it. Standby copies only; Meta is asked who owns it (thread_owner)."),
     _noop(B, "echo", customer.own_echo,
           "Echo of our bot's own message."),
     _noop(P, "echo", customer.own_echo,
