@@ -332,12 +332,15 @@ ROW_SPECS: tuple[RowSpec, ...] = (
           "App roles changed: noted, no state change."),
     _noop(H, "meta:app_roles", meta.app_roles,
           "App roles changed: noted, no state change."),
-    _noop(B, "owner_confirmed", meta.owner_confirmed,
-          "Meta's webhook or thread_owner confirms what we know."),
-    _noop(P, "owner_confirmed", meta.owner_confirmed,
-          "Meta's webhook or thread_owner confirms what we know."),
-    _noop(H, "owner_confirmed", meta.owner_confirmed,
-          "Meta's webhook or thread_owner confirms what we know."),
+    _internal(B, "owner_confirmed", meta.owner_confirmed,
+              "Meta's webhook or thread_owner confirms what we know; a webhook's time is kept "
+              "as the newest handover applied."),
+    _internal(P, "owner_confirmed", meta.owner_confirmed,
+              "Meta's webhook or thread_owner confirms what we know; a webhook's time is kept "
+              "as the newest handover applied."),
+    _internal(H, "owner_confirmed", meta.owner_confirmed,
+              "Meta's webhook or thread_owner confirms what we know; a webhook's time is kept "
+              "as the newest handover applied."),
     _move(B, "owner_reconciled:idle", B, "reconcile", meta.to_other_bot,
           "thread_owner says idle while a bot app of ours was believed to own it: idle."),
     _move(P, "owner_reconciled:idle", B, "reconcile", meta.back_to_bot,

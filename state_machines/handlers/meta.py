@@ -4,7 +4,7 @@ Meta's real owner. Also forwarded requests for the thread and app-role changes.
 
 from __future__ import annotations
 
-from state_machines.control import controller, who_holds
+from state_machines.control import controller, latest_of, who_holds
 from state_machines.effects import CheckOwner, Deliver
 from state_machines.moves import (
     bot_to_bot,
@@ -16,7 +16,7 @@ from state_machines.moves import (
 )
 from state_machines.roles import check_app_roles
 from state_machines.run import Run
-from state_machines.triggers import AppRolesChanged
+from state_machines.triggers import AppRolesChanged, MetaHandover
 
 
 def to_other_bot(run: Run) -> None:
@@ -94,6 +94,10 @@ def request(run: Run) -> None:
 
 def owner_confirmed(run: Run) -> None:
     run.note(f"Meta confirms: {who_holds(run.view, run.policy)}")
+    trig = run.input
+    if isinstance(trig, MetaHandover):
+        # A confirmation is Meta's newest word too: older handovers must not undo it.
+        run.update(meta_handover_at=latest_of(run.view.meta_handover_at, trig.at))
 
 
 def app_roles(run: Run) -> None:

@@ -8,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from state_machines import (
     CLOCK_RULES,
@@ -330,3 +332,29 @@ def test_every_clock_rule_is_in_the_readme(pair: str) -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Rules that hold by construction", 1)[1].split("\n## ", 1)[0]
     assert pair in section
+
+
+# --- property: any arrival order of handover webhooks ends with Meta's newest word -------------
+
+OWNER_KEYS = {"1001": "faq_bot", "2001": "support", "2002": "sales", INBOX: FOREIGN}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["pass", "take"]), st.sampled_from(sorted(OWNER_KEYS))),
+        min_size=1,
+        max_size=6,
+    ).flatmap(lambda hs: st.tuples(st.just(hs), st.permutations(range(len(hs))))),
+)
+def test_handover_webhooks_in_any_arrival_order_end_with_the_newest(
+    drawn: tuple[list[tuple[str, str]], list[int]],
+) -> None:
+    handovers, arrival = drawn
+    c = Conversation()
+    c.says("Hallo", T0)
+    for i in arrival:  # handover i happened at T0 + i + 1 minutes (Meta's clock)
+        kind, owner = handovers[i]
+        c.feed(handover(kind, owner, timedelta(minutes=i + 1)), now=T0 + timedelta(hours=1))
+    newest = OWNER_KEYS[handovers[-1][1]]
+    assert (c.view.owner_app or "faq_bot") == newest

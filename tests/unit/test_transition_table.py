@@ -190,7 +190,7 @@ CASES: dict[str, Callable[[State], Case]] = {
         MetaHandover(NOW, "request", None, None, OTHER_HUMAN[B] if s is B else "1001", "x"),
     ),
     "meta:app_roles": lambda s: (VIEWS[s], AppRolesChanged(NOW, {"1001": ("primary_receiver",)})),
-    "owner_confirmed": lambda s: (VIEWS[s], OwnerReconciled(NOW, None if s is B else "2001")),
+    "owner_confirmed": lambda s: (VIEWS[s], _meta("take", "1001" if s is B else "2001")),
     "owner_reconciled:idle": lambda s: (_owned_by_survey_bot(s), OwnerReconciled(NOW, None)),
     "owner_reconciled:bot": lambda s: (VIEWS[s], OwnerReconciled(NOW, OTHER_BOT[s])),
     "owner_reconciled:human": lambda s: (VIEWS[s], OwnerReconciled(NOW, OTHER_HUMAN[s])),
