@@ -48,9 +48,10 @@ def escalates(run: Run) -> None:
 
 
 def standby_only(run: Run) -> None:
-    """Only standby copies reached our apps: somebody outside our config owns the thread.
-    Nothing is automated on it (no app of ours gets it as owner, no escalation); Meta is
-    asked who owns the thread and the answer (OwnerReconciled) moves our state."""
+    """The app we believe in control got the event only as a standby copy (classify's
+    `standby_only`): another app owns the thread. Nothing is automated on it (no app of ours
+    gets it as owner, no escalation); Meta is asked who owns the thread and the answer
+    (OwnerReconciled) moves our state."""
     trig = run.input
     assert isinstance(trig, CustomerMessage | CustomerActivity)
     opens = trig.opens_window if isinstance(trig, CustomerActivity) else True
@@ -62,7 +63,7 @@ def standby_only(run: Run) -> None:
     asker = run.policy.find_app(trig.received_by) or believed or run.policy.primary
     run.emit(CheckOwner(asker.name, "standby_only"))
     run.note(
-        f"only standby copies reached our apps ({RULE_STANDBY}): we believed "
+        f"a standby copy only: another app owns the thread ({RULE_STANDBY}); we believed "
         f"{believed.name if believed else 'nobody of ours'} in control; asking Meta "
         f"(thread_owner) with {asker.name}'s token"
         + (f"; standby copies: {', '.join(copies)}" if copies else "")
