@@ -37,6 +37,7 @@ from state_machines.conversation import (
 from state_machines.disclosure import disclosure_needed, disclosure_text
 from state_machines.effects import (
     CancelTimer,
+    CheckOwner,
     Decision,
     Deliver,
     Effect,
@@ -57,6 +58,8 @@ from state_machines.model import (
     PolicyError,
     State,
 )
+from state_machines.roles import check_app_roles
+from state_machines.rules import CLOCK_RULES
 from state_machines.triggers import (
     AppAction,
     AppRolesChanged,
@@ -71,6 +74,7 @@ from state_machines.triggers import (
 from state_machines.window import WindowVerdict, check_send, window_deadlines
 
 __all__ = [
+    "CLOCK_RULES",
     "INSTAGRAM_INBOX_APP_ID",
     "PAGE_INBOX_APP_ID",
     "ROW_LABELS",
@@ -84,6 +88,7 @@ __all__ = [
     "AppSpec",
     "BotFailure",
     "CancelTimer",
+    "CheckOwner",
     "ConversationView",
     "CustomerActivity",
     "CustomerMessage",
@@ -119,6 +124,7 @@ __all__ = [
     "WindowVerdict",
     "action_from_json",
     "build_machine",
+    "check_app_roles",
     "check_send",
     "classify",
     "decide",

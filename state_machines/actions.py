@@ -29,11 +29,13 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from state_machines.model import iso, parse_datetime
+from state_machines.rules import (
+    MAX_ATTACHMENTS,
+    MAX_EXTEND_S,
+    MAX_METADATA_CHARS,
+    MAX_QUICK_REPLIES,
+)
 
-MAX_METADATA_CHARS = 1000  # Meta's limit for thread-control metadata
-MAX_EXTEND_S = 7 * 24 * 3600  # PLATFORM 5: extend up to 7 days
-MAX_QUICK_REPLIES = 13  # PLATFORM 4.3
-MAX_ATTACHMENTS = 10
 _MESSAGE_KEYS = ("text", "attachment", "attachments", "quick_replies")
 
 
@@ -157,7 +159,9 @@ class ExtendThread:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ExtendThread:
         if "duration_s" not in data:
-            raise ActionError("duration_s", "is required (seconds, at most 604800 = 7 days)")
+            raise ActionError(
+                "duration_s", f"is required (seconds, at most {MAX_EXTEND_S} = 7 days)"
+            )
         value = data["duration_s"]
         if not _is_int(value) or not 1 <= value <= MAX_EXTEND_S:
             raise ActionError(

@@ -1,9 +1,18 @@
 """The conversation state machine and `decide`, pure.
 
 `decide(view, trigger, now, policy)` classifies the trigger into one TRANSITION_TABLE trigger
-name, attaches a throw-away model to the one shared `transitions.Machine` (initial =
-view.state), fires that name, detaches, and returns the new snapshot with the effects the
-callbacks collected. No I/O, no clock, no logging, no randomness.
+name (`classify`), makes a `Run` (the model: one decision in progress, holding the view, the
+trigger and the effects collected so far), fires that name on the machine for that model and
+returns the new snapshot with the effects the row's handler recorded. No I/O, no clock, no
+logging, no randomness.
+
+The `transitions` machine is the table made executable: its states are `State`, its
+transitions the table's rows (internal rows have no destination), each row's handler is the
+transition's `prepare` callback (it computes effects on the Run, never performs them) and the
+guard `accepted` lets the transition happen only when the handler refused nothing. The
+definitions are built once (`build_machine`) and never changed afterwards: a decision does not
+register its model on the machine, it fires the event for that model only
+(`Event.trigger(model)`), so concurrent decisions share nothing mutable.
 
 How to read TRANSITION_TABLE: one row per (state, trigger name), each either a transition
 (control moves; `dest` may equal the state, e.g. a transfer between human apps), `internal`
@@ -16,14 +25,15 @@ describe the normal sender; these guards apply on top of every `action:*` row:
 - messages obey the window (window.py) — else `window_closed` / `human_agent_window_closed`;
 - malformed actions (unknown app or target, bad values) are classified `action:invalid`.
 
-A refused decision never has effects and never changes the view. Timers are a function of
+A refused decision never changes the view; its only effect tells the app that acted why
+(`action_refused`). Timers are a function of
 the view (`timer_schedule`): whenever the schedule changes the generation is bumped and every
 armed timer is (re)set, so a firing with an old generation is recognised as stale.
 
-This module is the entry point (the machine, `decide`, `timer_schedule`); the pieces sit
-beside it: `table` (TRANSITION_TABLE), `classify` (input → trigger name), `_run` (the model
-the machine drives), `control`, `sending` and `moves` (steps the handlers share), the
-`handlers_*` modules (one per kind of input) and `rules` (constants and rule texts).
+Where the pieces are: `table` (the rows), `classify` (input → trigger name), `run` (the
+model), `handlers/` (one module per trigger family), the steps handlers share (`control`:
+who is in control; `sending`: routing and sends checked against the window; `moves`: every
+handover), `rules` (constants and rule texts), `window` and `disclosure` (the two policies).
 """
 
 from __future__ import annotations
@@ -33,9 +43,9 @@ from datetime import datetime
 
 from transitions import EventData, Machine
 
-from state_machines._run import _Run
-from state_machines.classify import _classify, classify
-from state_machines.effects import CancelTimer, Decision, Effect, SetTimer
+from state_machines.classify import classify, classify_input
+from state_machines.control import latest_of
+from state_machines.effects import CancelTimer, Decision, Deliver, Effect, Refusal, SetTimer
 from state_machines.model import (
     TIMER_KINDS,
     ConversationView,
@@ -45,17 +55,18 @@ from state_machines.model import (
     require_aware,
 )
 from state_machines.rules import B, H, P
+from state_machines.run import Run
 from state_machines.table import (
-    _SPEC_BY_KEY,
-    _SPECS,
     ROW_LABELS,
+    ROW_SPECS,
+    SPEC_BY_KEY,
     TRANSITION_TABLE,
     TRIGGER_NAMES,
+    RowSpec,
     TransitionRow,
-    _check_table,
-    _Spec,
+    check_table,
 )
-from state_machines.triggers import Trigger
+from state_machines.triggers import AppAction, MetaHandover, Trigger
 
 __all__ = [
     "ROW_LABELS",
@@ -69,23 +80,24 @@ __all__ = [
 ]
 
 
-def _prepare(spec: _Spec, event: EventData) -> None:
+def _prepare(spec: RowSpec, event: EventData) -> None:
     run = event.model
-    assert isinstance(run, _Run)
+    assert isinstance(run, Run)
     spec.handler(run)
 
 
-def _accepted(event: EventData) -> bool:
+def accepted(event: EventData) -> bool:
+    """The guard of every row: the handler refused nothing."""
     run = event.model
-    assert isinstance(run, _Run)
+    assert isinstance(run, Run)
     return run.refusal is None
 
 
 @functools.cache
 def build_machine() -> Machine:
-    """The one machine definition, built on first use and shared by every decision. Its
-    callbacks only compute values (no I/O), so sharing it is safe."""
-    _check_table()
+    """The machine's definitions, built once from the table and never changed afterwards.
+    No model is ever added to it: `decide` fires an event for its own model only."""
+    check_table()
     machine = Machine(
         model=None,
         states=[state.value for state in State],
@@ -96,14 +108,14 @@ def build_machine() -> Machine:
         ignore_invalid_triggers=False,
         name="conversation",
     )
-    for spec in _SPECS:
+    for spec in ROW_SPECS:
         row = spec.row
         machine.add_transition(
             trigger=row.trigger,
             source=row.state.value,
             dest=row.dest.value if row.outcome == "transition" else None,
             prepare=[functools.partial(_prepare, spec)],
-            conditions=[_accepted],
+            conditions=[accepted],
         )
     return machine
 
@@ -135,19 +147,35 @@ def _timer_effects(
 def decide(view: ConversationView, trigger: Trigger, now: datetime, policy: Policy) -> Decision:
     """Decide what `trigger` does to the conversation in `view` at `now`. Pure."""
     require_aware(now, "now")
-    cls = _classify(view, trigger, policy)
-    spec = _SPEC_BY_KEY[(view.state, cls.name)]
-    run = _Run(view, trigger, now, policy, cls)
-    # The event is fired on the shared definition without attaching the run as a model:
-    # `add_model` builds ~40 bound trigger methods per call, which cost more than the whole
-    # rest of a decision. The run only needs its `state` attribute for the machine to read
-    # and write.
-    run.state = view.state.value
+    cls = classify_input(view, trigger, policy)
+    spec = SPEC_BY_KEY[(view.state, cls.name)]
+    run = Run(view, trigger, now, policy, cls)
     build_machine().events[cls.name].trigger(run)
-    notes = tuple(run.notes)
+    notes, warnings = tuple(run.notes), tuple(run.warnings)
     if run.refusal is not None:
-        return Decision(view, (), None, run.refusal, notes, cls.name)
+        told = _refusal_told(trigger, run.refusal, policy)
+        return Decision(view, told, None, run.refusal, notes, cls.name, warnings)
     new_view = run.view.replace(state=State(run.state))
-    new_view, timers = _timer_effects(view, new_view, policy)
     transition = spec.label if spec.row.outcome == "transition" else None
-    return Decision(new_view, (*run.effects, *timers), transition, None, notes, cls.name)
+    if transition is not None:
+        new_view = _record_control_move(new_view, trigger, now)
+    new_view, timers = _timer_effects(view, new_view, policy)
+    effects = (*run.effects, *timers)
+    return Decision(new_view, effects, transition, None, notes, cls.name, warnings)
+
+
+def _refusal_told(trigger: Trigger, refusal: Refusal, policy: Policy) -> tuple[Effect, ...]:
+    """A refused action changes nothing; the app that asked is told why (`action_refused`)."""
+    if not isinstance(trigger, AppAction) or policy.find_app(trigger.app) is None:
+        return ()
+    event = refusal.to_event(trigger.action.to_json(), trigger.request_id)
+    return (Deliver(trigger.app, event),)
+
+
+def _record_control_move(
+    view: ConversationView, trigger: Trigger, now: datetime
+) -> ConversationView:
+    """Remember when control moved, on the clock of whoever moved it (rules.CLOCK_RULES)."""
+    if isinstance(trigger, MetaHandover):
+        return view.replace(meta_handover_at=latest_of(view.meta_handover_at, trigger.at))
+    return view.replace(control_decided_at=now)

@@ -10,7 +10,8 @@ _GUARDS = (
     "Guards on every `action:*` row: the app must be in control (bot: the primary or the bot "
     "app owning the thread; pending_human: the targeted human app; human: the human app "
     "holding it), else `not_owner`; messages obey the 24-hour / 7-day window, else "
-    "`window_closed` / `human_agent_window_closed`; a refused action has no effects."
+    "`window_closed` / `human_agent_window_closed`; a refused action changes nothing and its "
+    "app gets `action_refused`."
 )
 
 

@@ -22,9 +22,9 @@ are passed through unchanged as `event`). An app is never told what it caused it
 - `{"type": "thread_control_request", "requested_by", "metadata", "requested_owner_app_id"?}`
   — to the app in control: another app asks for the thread (request_policy "ask_owner");
   pass it or ignore it.
-- `{"type": "action_refused", "code", "message", "rule", "action", "request_id"}` — never
-  emitted by `decide` (a refusal carries no effects); `Refusal.to_event()` builds it for the
-  edge to tell an in-process handler that its action was refused.
+- `{"type": "action_refused", "code", "message", "rule", "action", "request_id"}` — to the
+  app whose action was refused (the only effect of a refused decision): what it asked, why
+  not (`code`, `message` for people, `rule`). Never answer it with the same action again.
 """
 
 from __future__ import annotations
@@ -145,6 +145,19 @@ class Deliver:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckOwner:
+    """Ask Meta who owns the thread (`GET thread_owner` with `app`'s token) and feed the
+    answer back as an `OwnerReconciled` trigger: our state and Meta's evidence disagree."""
+
+    type: ClassVar[str] = "thread_owner"
+    app: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "app": self.app, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
 class SetTimer:
     """(Re)arm the conversation's timer of this kind; replaces an armed one."""
 
@@ -177,6 +190,7 @@ Effect = (
     | SenderAction
     | ThreadControl
     | Deliver
+    | CheckOwner
     | SetTimer
     | CancelTimer
 )
@@ -196,6 +210,8 @@ def effect_from_json(data: Mapping[str, Any]) -> Effect:
         return ThreadControl(**body)
     if kind == Deliver.type:
         return Deliver(**body)
+    if kind == CheckOwner.type:
+        return CheckOwner(**body)
     if kind == SetTimer.type:
         due = parse_datetime(body.pop("due_at", None), "due_at")
         if due is None:
@@ -208,8 +224,8 @@ def effect_from_json(data: Mapping[str, Any]) -> Effect:
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """Why an action was refused: `message` for humans, `rule` names the rule.
-    Not an effect: a refused decision has no effects at all."""
+    """Why an action was refused: `message` for humans, `rule` names the rule. A refused
+    decision changes nothing; its only effect delivers `to_event()` to the app that acted."""
 
     code: RefusalCode
     message: str
@@ -236,6 +252,8 @@ class Decision:
 
     `transition` names the transition taken (for logs, metrics and QA), None when control
     did not move. `trigger_name` is the TRANSITION_TABLE trigger the input was classified as.
+    `warnings` are for operators (log them as warnings and count them): e.g. Meta's app roles
+    disagree with the config.
     """
 
     view: ConversationView
@@ -244,6 +262,7 @@ class Decision:
     refusal: Refusal | None
     notes: tuple[str, ...]
     trigger_name: str = ""
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """A plain summary for logs and API answers (the view is included in full)."""
@@ -255,4 +274,5 @@ class Decision:
             "effects": [e.to_json() for e in self.effects],
             "refusal": self.refusal.to_json() if self.refusal else None,
             "notes": list(self.notes),
+            "warnings": list(self.warnings),
         }

@@ -264,6 +264,8 @@ _DATETIME_FIELDS = (
     "control_expires_at",
     "human_idle_due_at",
     "last_bot_failure_at",
+    "meta_handover_at",
+    "control_decided_at",
 )
 
 
@@ -298,6 +300,13 @@ class ConversationView:
     # processing time) cannot be compared, a sequence can.
     customer_messages: int = 0
     failure_at_message: int = 0
+    # The two clocks (rules.CLOCK_RULES). Meta's timestamp of the newest handover webhook we
+    # applied: an older one is recorded, never applied (Meta's time orders Meta's events).
+    meta_handover_at: datetime | None = None
+    # Our clock: when we last decided a control move ourselves (an app's action, a customer
+    # escalation, a timer, a reconciliation). A handover webhook stamped earlier that
+    # disagrees with it is not applied: Meta is asked (thread_owner) instead.
+    control_decided_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.state, State):

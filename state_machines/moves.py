@@ -7,34 +7,40 @@ bots), emits the thread-control call when we make it, and tells the apps concern
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from state_machines._run import _Run
-from state_machines.classify import _owner_of
-from state_machines.control import _control_deadline, _controller
+from state_machines.classify import owner_of
+from state_machines.control import control_deadline, controller
 from state_machines.effects import Deliver, ThreadControl
 from state_machines.model import FOREIGN_PREFIX, AppSpec
-from state_machines.sending import _automated_send, _disclose_now, _notice, _touch_human
-from state_machines.triggers import MetaHandover
+from state_machines.run import Run
+from state_machines.sending import (
+    automated_send,
+    send_disclosure,
+    send_no_agent_notice,
+    touch_human,
+)
+from state_machines.triggers import MetaHandover, OwnerReconciled
 
 
-def _informed(run: _Run, app: AppSpec | None, event: dict[str, Any], actor: AppSpec | None) -> None:
+def inform(run: Run, app: AppSpec | None, event: dict[str, Any], actor: AppSpec | None) -> None:
     """Tell an app of ours what happened, unless it caused it itself."""
     caused = actor is not None and app is not None and app.name == actor.name
     if app is not None and (not caused or run.cls.granted):
         run.emit(Deliver(app.name, event))
 
 
-def _from_label(run: _Run) -> str:
+def previous_label(run: Run) -> str:
     trig = run.input
     if isinstance(trig, MetaHandover) and trig.previous_owner_app_id:
-        prev = _owner_of(trig.previous_owner_app_id, run.policy)
+        prev = owner_of(trig.previous_owner_app_id, run.policy)
         return run.policy.owner_label(prev.key)
-    ctrl = _controller(run.view, run.policy)
+    ctrl = controller(run.view, run.policy)
     return ctrl.name if ctrl else run.policy.owner_label(run.view.owner_app)
 
 
-def _clear_stretch(metadata: str | None) -> dict[str, Any]:
+def cleared_stretch(metadata: str | None) -> dict[str, Any]:
     return {
         "pending_since": None,
         "human_idle_due_at": None,
@@ -44,8 +50,8 @@ def _clear_stretch(metadata: str | None) -> dict[str, Any]:
     }
 
 
-def _to_pending(
-    run: _Run,
+def to_pending(
+    run: Run,
     target: AppSpec,
     *,
     control: ThreadControl | None,
@@ -55,12 +61,12 @@ def _to_pending(
     event: Mapping[str, Any] | None = None,
 ) -> None:
     """→ pending_human with `target`: it is asked to accept; the pending timer starts."""
-    prev = _controller(run.view, run.policy)
-    from_label = actor.name if actor else _from_label(run)
+    prev = controller(run.view, run.policy)
+    from_label = actor.name if actor else previous_label(run)
     if control is not None:
         if prev is not None and prev.is_bot and control.action == "pass":
             text = run.policy.localized(run.policy.escalation_text, run.view.locale)
-            refusal = _automated_send(run, prev, {"text": text}, "notice") if text else None
+            refusal = automated_send(run, prev, {"text": text}, "notice") if text else None
             if refusal is not None:
                 run.note(f"escalation notice not sent: {refusal.message}")
         run.emit(control)
@@ -80,18 +86,18 @@ def _to_pending(
             "to_app": target.name,
             "metadata": metadata,
         }
-        _informed(run, prev, lost, actor)
+        inform(run, prev, lost, actor)
     run.update(
         owner_app=target.name,
         human_app=target.name,
-        **{**_clear_stretch(metadata), "pending_since": run.now},
-        control_expires_at=_control_deadline(run.view, run.now),
+        **{**cleared_stretch(metadata), "pending_since": run.now},
+        control_expires_at=moved_control_deadline(run),
     )
     run.note(f"{target.name} is asked to take over ({reason})")
 
 
-def _to_human(
-    run: _Run,
+def to_human(
+    run: Run,
     app: AppSpec,
     *,
     control: ThreadControl | None,
@@ -100,24 +106,24 @@ def _to_human(
     actor: AppSpec | None,
 ) -> None:
     """→ human with our `app` holding the thread (a deliberate take)."""
-    prev = _controller(run.view, run.policy)
+    prev = controller(run.view, run.policy)
     if control is not None:
         run.emit(control)
     if prev is not None and prev.name != app.name:
         lost = {"type": "control_lost", "reason": reason, "to_app": app.name, "metadata": metadata}
-        _informed(run, prev, lost, actor)
+        inform(run, prev, lost, actor)
     run.update(
         owner_app=app.name,
         human_app=app.name,
-        **_clear_stretch(metadata),
-        control_expires_at=_control_deadline(run.view, run.now),
+        **cleared_stretch(metadata),
+        control_expires_at=moved_control_deadline(run),
     )
-    _touch_human(run)
+    touch_human(run)
     run.note(f"{app.name} holds the thread ({reason})")
 
 
-def _to_foreign(
-    run: _Run,
+def to_foreign(
+    run: Run,
     foreign_id: str,
     *,
     control: ThreadControl | None,
@@ -126,24 +132,24 @@ def _to_foreign(
     actor: AppSpec | None,
 ) -> None:
     """→ human with a foreign inbox holding the thread: our apps get standby copies only."""
-    prev = _controller(run.view, run.policy)
+    prev = controller(run.view, run.policy)
     owner = FOREIGN_PREFIX + foreign_id
     label = run.policy.owner_label(owner)
     if control is not None:
         run.emit(control)
     lost = {"type": "control_lost", "reason": reason, "to_app": label, "metadata": metadata}
-    _informed(run, prev, lost, actor)
+    inform(run, prev, lost, actor)
     run.update(
         owner_app=owner,
         human_app=None,
-        **_clear_stretch(metadata),
-        control_expires_at=_control_deadline(run.view, run.now),
+        **cleared_stretch(metadata),
+        control_expires_at=moved_control_deadline(run),
     )
     run.note(f"{label} owns the thread: our apps get standby copies only, automation is silent")
 
 
-def _to_bot(
-    run: _Run,
+def to_bot(
+    run: Run,
     new_owner: AppSpec | None,
     *,
     control: ThreadControl | None,
@@ -155,7 +161,7 @@ def _to_bot(
 ) -> None:
     """Human side (pending_human / human) → bot. The disclosure becomes due; while the window
     is open it is sent right away (exactly once) so the customer knows automation is back."""
-    prev = _controller(run.view, run.policy)
+    prev = controller(run.view, run.policy)
     from_label = run.view.human_app or run.policy.owner_label(run.view.owner_app)
     if control is not None:
         run.emit(control)
@@ -164,29 +170,29 @@ def _to_bot(
         human_app=None,
         control_expires_at=None,
         disclosure_due=True,
-        **_clear_stretch(metadata),
+        **cleared_stretch(metadata),
     )
     bot = new_owner or run.policy.primary
     if bot.is_bot:
         if disclose_now:
-            _disclose_now(run, bot)
+            send_disclosure(run, bot)
         if notice:
-            _notice(run, bot)
+            send_no_agent_notice(run, bot)
     ended = {
         "type": "handover_ended",
         "from_app": from_label,
         "metadata": metadata,
         "reason": reason,
     }
-    _informed(run, bot, ended, actor)
+    inform(run, bot, ended, actor)
     if prev is not None and prev.name != bot.name:
         lost = {"type": "control_lost", "reason": reason, "to_app": bot.name, "metadata": metadata}
-        _informed(run, prev, lost, actor)
+        inform(run, prev, lost, actor)
     run.note(f"back to {bot.name} ({reason})")
 
 
-def _bot_to_bot(
-    run: _Run,
+def bot_to_bot(
+    run: Run,
     new_owner: AppSpec | None,
     *,
     control: ThreadControl | None,
@@ -195,8 +201,8 @@ def _bot_to_bot(
     actor: AppSpec | None,
 ) -> None:
     """Control moves between our bot apps (None = idle: the primary speaks)."""
-    prev = _controller(run.view, run.policy)
-    from_label = actor.name if actor else _from_label(run)
+    prev = controller(run.view, run.policy)
+    from_label = actor.name if actor else previous_label(run)
     if control is not None:
         run.emit(control)
     run.update(owner_app=new_owner.name if new_owner else None, handover_metadata=metadata)
@@ -208,27 +214,38 @@ def _bot_to_bot(
             "metadata": metadata,
             "reason": reason,
         }
-        _informed(run, now_ctrl, received, actor)
+        inform(run, now_ctrl, received, actor)
         lost = {
             "type": "control_lost",
             "reason": reason,
             "to_app": now_ctrl.name,
             "metadata": metadata,
         }
-        _informed(run, prev, lost, actor)
+        inform(run, prev, lost, actor)
     run.note(f"{run.policy.owner_label(run.view.owner_app)} owns the thread ({reason})")
 
 
-def _meta_reason(run: _Run) -> str:
+def moved_control_deadline(run: Run) -> datetime | None:
+    """Meta's control deadline after control moved to a human-side holder. The move is a
+    control action, so it counts as activity: Meta's time for a handover webhook, ours for a
+    call we make; a reconciliation takes Meta's expiration when Meta gave one."""
+    trig = run.input
+    if isinstance(trig, OwnerReconciled) and trig.expires_at is not None:
+        return trig.expires_at
+    acted = trig.at if isinstance(trig, MetaHandover | OwnerReconciled) else run.now
+    return control_deadline(run.view, run.now, acted)
+
+
+def meta_reason(run: Run) -> str:
     trig = run.input
     return f"meta_{trig.kind}" if isinstance(trig, MetaHandover) else "reconciled"
 
 
-def _accept(run: _Run, app: AppSpec) -> None:
+def accept(run: Run, app: AppSpec) -> None:
     run.update(
         owner_app=app.name,
         human_app=app.name,
         pending_since=None,
-        control_expires_at=_control_deadline(run.view, run.now),
+        control_expires_at=control_deadline(run.view, run.now),
     )
-    _touch_human(run)
+    touch_human(run)

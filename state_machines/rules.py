@@ -10,9 +10,21 @@ from datetime import timedelta
 
 from state_machines.model import State
 
-# Meta idles a thread after 24 h without a customer message unless extended (PLATFORM 1.3).
+# --- Meta's platform limits (defined here only) -------------------------------------------
+# The messaging window (PLATFORM 4.5): automation within 24 h of the customer's last message,
+# human agents (HUMAN_AGENT tag) up to 7 days.
+AUTOMATED_WINDOW = timedelta(hours=24)
+HUMAN_AGENT_WINDOW = timedelta(days=7)
+HUMAN_AGENT_TAG = "HUMAN_AGENT"
+# Meta idles a thread after 24 h of inactivity unless extended (PLATFORM 1.3).
 CONTROL_IDLE = timedelta(hours=24)
+MAX_EXTEND_S = 7 * 24 * 3600  # PLATFORM 5: extend_thread_control up to 7 days
 PRIVATE_REPLY_WINDOW = timedelta(days=7)  # PLATFORM 4.2
+MAX_METADATA_CHARS = 1000  # Meta's limit for thread-control metadata
+MAX_QUICK_REPLIES = 13  # PLATFORM 4.3
+MAX_ATTACHMENTS = 10
+
+# --- the handover metadata we send ---------------------------------------------------------
 META_CUSTOMER_REQUEST = "customer_request"
 META_BOT_FAILURE = "bot_failure"
 
@@ -30,3 +42,39 @@ RULE_PRIVATE_WINDOW = "private replies only within 7 days of the comment"
 RULE_DISCLOSURE = "automated messages are preceded by the disclosure"
 
 B, P, H = State.BOT, State.PENDING_HUMAN, State.HUMAN
+
+# --- the two clocks --------------------------------------------------------------------------
+# Meta stamps webhooks with Meta's clock; our actions, timers and reconciliations carry ours.
+# The order rule for each pair of sources (README "Rules that hold by construction"):
+CLOCK_RULES: tuple[tuple[str, str], ...] = (
+    (
+        "Meta event / Meta event",
+        "Meta's timestamps order them: the window anchor only moves forward, and a handover "
+        "webhook older than the newest one applied is recorded, never applied.",
+    ),
+    (
+        "our decision / our decision",
+        "the order we decided them in (processing order); bot-failure streaks count customer "
+        "messages, not time.",
+    ),
+    (
+        "Meta handover webhook / our control decision",
+        "not ordered by comparing clocks: a webhook that disagrees with our state and is "
+        "stamped before our latest control decision may describe an older state, so it is "
+        "not applied; Meta is asked who owns the thread (thread_owner) and we follow that.",
+    ),
+    (
+        "human echo / our automated messages",
+        "ordered by processing: an automated message we decided before processing a human "
+        "echo was decided without knowing it, so the next one is disclosed; only Meta's own "
+        "order (the echo predates the newest handover webhook applied) can make it old news.",
+    ),
+    (
+        "Meta's deadlines / our clock",
+        "the messaging window, control expiry and the private-reply limit are deadlines Meta "
+        "enforces on its clock; we compare them with ours when deciding and arm timers for "
+        "them, assuming clocks within seconds of each other (NTP).",
+    ),
+)
+RULE_STANDBY = "an event no app of ours received as owner is never automated on"
+RULE_STALE_HANDOVER = "older handover webhooks never override newer ones"

@@ -10,20 +10,20 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from state_machines._run import _action, _Run
 from state_machines.actions import Reply
-from state_machines.control import _controller, _holder, _later
+from state_machines.control import controller, latest_of, who_holds
 from state_machines.disclosure import disclosure_needed, disclosure_text
 from state_machines.effects import Deliver, Refusal, SendMessage
 from state_machines.model import AppSpec
 from state_machines.rules import CONTROL_IDLE, B
+from state_machines.run import Run, action_of
 from state_machines.window import check_send
 
 
-def _route(run: _Run, event: Mapping[str, Any], *, skip: tuple[str, ...] = ()) -> None:
+def route(run: Run, event: Mapping[str, Any], *, skip: tuple[str, ...] = ()) -> None:
     """The app in control gets the event; every other app with standby=True a standby copy
     (standby never triggers automation)."""
-    ctrl = _controller(run.view, run.policy)
+    ctrl = controller(run.view, run.policy)
     if ctrl is not None and ctrl.name not in skip:
         run.emit(Deliver(ctrl.name, event, standby=False))
     copies = [
@@ -33,11 +33,11 @@ def _route(run: _Run, event: Mapping[str, Any], *, skip: tuple[str, ...] = ()) -
     ]
     for name in copies:
         run.emit(Deliver(name, event, standby=True))
-    holder = ctrl.name if ctrl else f"nobody of ours ({_holder(run.view, run.policy)})"
+    holder = ctrl.name if ctrl else f"nobody of ours ({who_holds(run.view, run.policy)})"
     run.note(f"routed to {holder}" + (f"; standby copies: {', '.join(copies)}" if copies else ""))
 
 
-def _contact(run: _Run, at: datetime, *, opens_window: bool, ends_streak: bool) -> None:
+def contact(run: Run, at: datetime, *, opens_window: bool, ends_streak: bool) -> None:
     v = run.view
     changes: dict[str, Any] = {}
     if ends_streak:
@@ -48,19 +48,19 @@ def _contact(run: _Run, at: datetime, *, opens_window: bool, ends_streak: bool) 
         changes["customer_messages"] = v.customer_messages + 1
     if opens_window:
         # Order rule: the window anchor only moves forward (Meta may deliver out of order).
-        anchor = _later(v.last_customer_message_at, at)
+        anchor = latest_of(v.last_customer_message_at, at)
         changes["last_customer_message_at"] = anchor
         if v.state is not B and anchor is not None:
-            changes["control_expires_at"] = _later(v.control_expires_at, anchor + CONTROL_IDLE)
+            changes["control_expires_at"] = latest_of(v.control_expires_at, anchor + CONTROL_IDLE)
     run.update(**changes)
 
 
-def _touch_human(run: _Run, until: datetime | None = None) -> None:
-    due = _later(run.view.human_idle_due_at, run.now + run.policy.human_idle_timeout, until)
+def touch_human(run: Run, until: datetime | None = None) -> None:
+    due = latest_of(run.view.human_idle_due_at, run.now + run.policy.human_idle_timeout, until)
     run.update(human_idle_due_at=due)
 
 
-def _disclose_now(run: _Run, bot: AppSpec) -> None:
+def send_disclosure(run: Run, bot: AppSpec) -> None:
     verdict = check_send(run.view, run.now, author_kind="bot", policy=run.policy)
     if not verdict.allowed:
         run.note("disclosure stays due (window closed); it will precede the next automated message")
@@ -70,8 +70,8 @@ def _disclose_now(run: _Run, bot: AppSpec) -> None:
     run.update(disclosed_at=run.now, disclosure_due=False)
 
 
-def _automated_send(
-    run: _Run,
+def automated_send(
+    run: Run,
     app: AppSpec,
     message: Mapping[str, Any],
     purpose: Literal["reply", "notice"],
@@ -82,17 +82,17 @@ def _automated_send(
     if not verdict.allowed:
         return verdict.refusal
     if disclosure_needed(run.view, run.now, run.policy):
-        _disclose_now(run, app)
+        send_disclosure(run, app)
     run.emit(SendMessage(app.name, message, "RESPONSE", None, purpose, reply_to_mid))
     run.update(last_automated_at=run.now)
     return None
 
 
-def _send_reply(run: _Run, app: AppSpec) -> None:
-    action = _action(run)
+def send_reply(run: Run, app: AppSpec) -> None:
+    action = action_of(run)
     assert isinstance(action, Reply)
     if app.is_bot:
-        refusal = _automated_send(run, app, action.message, "reply", action.reply_to_mid)
+        refusal = automated_send(run, app, action.message, "reply", action.reply_to_mid)
         if refusal is not None:
             run.refusal = refusal
         return
@@ -110,14 +110,14 @@ def _send_reply(run: _Run, app: AppSpec) -> None:
             action.reply_to_mid,
         )
     )
-    _touch_human(run)
+    touch_human(run)
 
 
-def _notice(run: _Run, bot: AppSpec) -> None:
+def send_no_agent_notice(run: Run, bot: AppSpec) -> None:
     text = run.policy.localized(run.policy.no_agent_text, run.view.locale)
     if not text:
         run.note("no 'no agent available' text configured: no notice sent")
         return
-    refusal = _automated_send(run, bot, {"text": text}, "notice")
+    refusal = automated_send(run, bot, {"text": text}, "notice")
     if refusal is not None:
         run.note(f"no-agent notice not sent: {refusal.message}")

@@ -3,6 +3,9 @@
 Every trigger carries `at`, a timezone-aware datetime: the event's own time (Meta's timestamp
 for webhooks, the arrival time for app actions, the due time for timers). `event` fields hold
 the webhook event's JSON and are passed through unchanged to the sub-apps.
+
+Two clocks: `at` of a webhook trigger is Meta's clock, `at` of an action, timer or
+reconciliation is ours. `rules.CLOCK_RULES` says which comparisons are allowed.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from state_machines.model import TimerKind, require_aware
 
 # Meta sends app ids as numbers or strings (PLATFORM 2.8); the machine normalises them to str.
 AppId = str | int
+# Which field of Meta's webhook carried the copy the decision is made on: `messaging` (the
+# receiving app owns the thread, or it is idle and the app is the default one) or `standby`
+# (the receiving app does not own the thread). PLATFORM 2.9.
+Source = Literal["messaging", "standby"]
 
 
 def _empty() -> Mapping[str, Any]:
@@ -33,6 +40,12 @@ class CustomerMessage:
     quick_reply_payload: str | None = None
     has_attachments: bool = False
     event: Mapping[str, Any] = field(default_factory=_empty)
+    # Ownership evidence: the field of Meta's webhook that carried the copy decided on, and
+    # our app whose webhook carried it (its name). "standby" from the app we believe in
+    # control proves it is not the owner; "standby" with received_by=None means the edge
+    # vouches that no app of ours got the event in `messaging[]`.
+    source: Source = "messaging"
+    received_by: str | None = None
 
     def __post_init__(self) -> None:
         require_aware(self.at, "CustomerMessage.at")
@@ -48,6 +61,8 @@ class CustomerActivity:
     opens_window: bool
     event: Mapping[str, Any] = field(default_factory=_empty)
     payload: str | None = None  # a postback's payload (may escalate)
+    source: Source = "messaging"  # as for CustomerMessage
+    received_by: str | None = None
 
     def __post_init__(self) -> None:
         require_aware(self.at, "CustomerActivity.at")
@@ -121,14 +136,19 @@ class TimerFired:
 
 @dataclass(frozen=True, slots=True)
 class OwnerReconciled:
-    """Meta's answer to `thread_owner`, asked by the edge after Meta refused for ownership;
-    None means the thread is idle."""
+    """Meta's answer to `thread_owner`, asked by the edge after Meta refused for ownership or
+    for a `CheckOwner` effect; None means the thread is idle. `at` is when we got the answer
+    (our clock)."""
 
     at: datetime
     owner_app_id: AppId | None
+    # thread_owner's `expiration` when Meta gave one: when the owner's control ends.
+    expires_at: datetime | None = None
 
     def __post_init__(self) -> None:
         require_aware(self.at, "OwnerReconciled.at")
+        if self.expires_at is not None:
+            require_aware(self.expires_at, "OwnerReconciled.expires_at")
 
 
 Trigger = (

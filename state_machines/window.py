@@ -16,10 +16,7 @@ from typing import Literal
 
 from state_machines.effects import MessagingType, Refusal
 from state_machines.model import ConversationView, Policy
-
-AUTOMATED_WINDOW = timedelta(hours=24)
-HUMAN_AGENT_WINDOW = timedelta(days=7)
-HUMAN_AGENT_TAG = "HUMAN_AGENT"
+from state_machines.rules import AUTOMATED_WINDOW, HUMAN_AGENT_TAG, HUMAN_AGENT_WINDOW
 
 RULE_NO_CONTACT = "messages only answer a customer who has written to us"
 RULE_AUTOMATED_WINDOW = "automated messages only within 24 h of the customer's last message"

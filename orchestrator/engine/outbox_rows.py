@@ -14,6 +14,7 @@ from typing import Any
 from orchestrator.graph import split_text
 from state_machines import (
     CancelTimer,
+    CheckOwner,
     Deliver,
     PrivateReplyEffect,
     SenderAction,
@@ -75,6 +76,8 @@ def rows_for(effect: Any) -> list[tuple[str, str, str, dict[str, Any]]]:
             "duration_s": effect.duration_s,
         }
         return [("thread_control", effect.app, META_LANE, payload)]
+    if isinstance(effect, CheckOwner):
+        return [("thread_owner", effect.app, META_LANE, {"reason": effect.reason})]
     if isinstance(effect, Deliver):
         payload = {"event": dict(effect.event), "standby": effect.standby}
         return [("deliver", effect.app, delivery_lane(effect.app), payload)]
@@ -105,6 +108,8 @@ def describe(effect: Any) -> str:
         return f"thread_control:{effect.action}:{effect.app}"
     if isinstance(effect, Deliver):
         return f"deliver:{effect.app}" + (":standby" if effect.standby else "")
+    if isinstance(effect, CheckOwner):
+        return f"thread_owner:{effect.app}"
     if isinstance(effect, SetTimer):
         return f"set_timer:{effect.kind}"
     if isinstance(effect, CancelTimer):

@@ -8,6 +8,7 @@ rows for the dispatcher to store with the row's completion, in one transaction.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -38,6 +39,10 @@ async def perform(rt: Runtime, row: Mapping[str, Any]) -> tuple[dict[str, Any], 
     igsid = row["customer_id"]
     if kind == "deliver":
         return await deliver(rt, row)
+    if kind == "thread_owner":
+        # CheckOwner: our state and Meta's evidence disagree; Meta's answer decides.
+        event = await owner_answer(rt, row, row["app"])
+        return {"owner_app_id": event.payload["owner_app_id"]}, [event]
     target = rt.graph_target(row["account_id"], row["app"])
     graph = rt.graph
     if kind == "send_message":
@@ -116,12 +121,24 @@ async def deliver(rt: Runtime, row: Mapping[str, Any]) -> tuple[dict[str, Any], 
 async def reconcile(rt: Runtime, row: Mapping[str, Any], reason: str) -> tuple[list[Row], str]:
     """Ask Meta who owns the thread and feed the answer to the state machine."""
     try:
-        owner = await rt.graph.thread_owner(
-            rt.graph_target(row["account_id"], rt.config.primary.name), row["customer_id"]
-        )
+        event = await owner_answer(rt, row, rt.config.primary.name)
     except Exception as exc:
         return [], f"{reason}; thread_owner check failed too: {exc}"
-    event = Row(
+    owner_app_id = event.payload["owner_app_id"]
+    return [event], f"{reason}; reconciled with thread_owner (owner: {owner_app_id or 'idle'})"
+
+
+async def owner_answer(rt: Runtime, row: Mapping[str, Any], app: str) -> Row:
+    """Ask Meta who owns the thread (with `app`'s token): an owner_reconciled event, with
+    Meta's control expiry when it gives one."""
+    owner = await rt.graph.thread_owner(rt.graph_target(row["account_id"], app), row["customer_id"])
+    expires = (
+        datetime.fromtimestamp(owner.expiration, UTC).isoformat()
+        if owner.expiration is not None and owner.app_id is not None
+        else None
+    )
+    log.warning("thread_owner_reconciled", owner_app_id=owner.app_id)
+    return Row(
         account_id=row["account_id"],
         customer_id=row["customer_id"],
         dedup_key=f"reconcile:{row['id']}:{row['attempts']}",
@@ -129,7 +146,5 @@ async def reconcile(rt: Runtime, row: Mapping[str, Any], reason: str) -> tuple[l
         source="system",
         mid=None,
         occurred_at=rt.clock.now(),
-        payload={"owner_app_id": owner.app_id, "outbox_id": row["id"]},
+        payload={"owner_app_id": owner.app_id, "outbox_id": row["id"], "expires_at": expires},
     )
-    log.warning("thread_owner_reconciled", owner_app_id=owner.app_id)
-    return [event], f"{reason}; reconciled with thread_owner (owner: {owner.app_id or 'idle'})"

@@ -92,7 +92,7 @@ class ConversationProcessor:
                 )
             )
             return {"note": "unsent by the customer before processing; content erased"}
-        trigger, typed = await trigger_for(conn, conversation, event)
+        trigger, typed = await trigger_for(conn, conversation, event, apps=len(rt.config.apps))
         if typed is not None:
             await self._transcribe(conn, conversation["id"], event, typed, writes)
         if trigger is None:
@@ -179,6 +179,8 @@ class ConversationProcessor:
             rt.metrics.transitions.labels(d.transition).inc()
         if d.refusal:
             rt.metrics.refusals.labels(d.refusal.code).inc()
+        for warning in d.warnings:
+            log.warning("decision_warning", warning=warning)
         # After every effect of this decision is queued: what an app does in answer comes
         # after what the decision itself said (e.g. support sees the customer's message
         # before the bot's handover request it prompted).

@@ -76,7 +76,11 @@ async def action_trigger(
 
 
 async def trigger_for(
-    conn: asyncpg.Connection, conversation: Mapping[str, Any], row: Mapping[str, Any]
+    conn: asyncpg.Connection,
+    conversation: Mapping[str, Any],
+    row: Mapping[str, Any],
+    *,
+    apps: int,
 ) -> tuple[Any, Event | None]:
     """(trigger or None when there is nothing to decide, typed webhook event or None)."""
     kind, at = row["kind"], row["occurred_at"]
@@ -92,14 +96,32 @@ async def trigger_for(
     if kind == "timer":
         return TimerFired(at=at, kind=payload["timer"], generation=payload["generation"]), None
     if kind == "owner_reconciled":
-        return OwnerReconciled(at=at, owner_app_id=payload.get("owner_app_id")), None
+        expires = payload.get("expires_at")
+        return OwnerReconciled(
+            at=at,
+            owner_app_id=payload.get("owner_app_id"),
+            expires_at=datetime.fromisoformat(expires) if expires else None,
+        ), None
     typed = typed_event(row, conversation["account_id"])
     if typed is None:
         return None, None
-    return _webhook_trigger(conversation, row, typed), typed
+    return _webhook_trigger(conversation, row, typed, apps), typed
 
 
-def _webhook_trigger(conversation: Mapping[str, Any], row: Mapping[str, Any], typed: Event) -> Any:
+def copy_evidence(row: Mapping[str, Any], apps: int) -> dict[str, Any]:
+    """Ownership evidence for the state machine (issue 9.1): which webhook field carried the
+    stored copy and which app of ours received it. Intake keeps only the first copy of an
+    event, so a stored standby copy is complete evidence only when we have a single app (its
+    copy is the only one). With several apps a messaging copy to another app may have been
+    dropped as a duplicate; until intake keeps every copy's evidence, that case counts as
+    messaging (Meta refusing the send then reconciles)."""
+    standby = row["source"] == "standby" and apps == 1
+    return {"source": "standby" if standby else "messaging", "received_by": row["received_by"]}
+
+
+def _webhook_trigger(
+    conversation: Mapping[str, Any], row: Mapping[str, Any], typed: Event, apps: int
+) -> Any:
     kind, at = row["kind"], row["occurred_at"]
     event_json = {**typed.to_json(), "type": str(typed.kind)}
     if kind == "message":
@@ -110,6 +132,7 @@ def _webhook_trigger(conversation: Mapping[str, Any], row: Mapping[str, Any], ty
             quick_reply_payload=getattr(typed, "quick_reply_payload", None),
             has_attachments=bool(getattr(typed, "attachments", ())),
             event=event_json,
+            **copy_evidence(row, apps),
         )
     if kind == "message_echo":
         return Echo(
@@ -141,6 +164,7 @@ def _webhook_trigger(conversation: Mapping[str, Any], row: Mapping[str, Any], ty
             opens_window=kind in OPENS_WINDOW,
             event=event_json,
             payload=getattr(typed, "payload", None),
+            **copy_evidence(row, apps),
         )
     return None  # unknown: stored raw and flagged at intake, nothing to decide
 

@@ -100,6 +100,18 @@ def delivers(decision: Decision) -> list[tuple[str, str, bool]]:
     ]
 
 
+def only_told_refused(decision: Decision, app: str) -> bool:
+    """A refused action has one effect: the app that asked gets `action_refused`."""
+    assert decision.refusal is not None
+    (told,) = decision.effects
+    return (
+        isinstance(told, Deliver)
+        and told.app == app
+        and told.event["type"] == "action_refused"
+        and told.event["code"] == decision.refusal.code
+    )
+
+
 def controls(decision: Decision) -> list[ThreadControl]:
     return [e for e in decision.effects if isinstance(e, ThreadControl)]
 
@@ -172,7 +184,7 @@ def test_bot_is_silent_while_human_owns_thread() -> None:
     assert refused.refusal is not None and refused.refusal.code == "not_owner"
     assert refused.refusal.message == "faq_bot may not speak while support owns the thread"
     assert refused.refusal.rule == "only the app in control speaks"
-    assert refused.effects == () and refused.view == c.log[-2].view
+    assert only_told_refused(refused, "faq_bot") and refused.view == c.log[-2].view
 
 
 def test_bot_is_silent_while_handover_is_pending() -> None:
@@ -180,7 +192,7 @@ def test_bot_is_silent_while_handover_is_pending() -> None:
     c.says(GERMAN_REQUEST, T0)
     refused = c.act("faq_bot", Reply({"text": "Still me"}), T0)
     assert refused.refusal is not None and refused.refusal.code == "not_owner"
-    assert "pending" in refused.refusal.message and refused.effects == ()
+    assert "pending" in refused.refusal.message and only_told_refused(refused, "faq_bot")
 
 
 def test_customer_messages_while_human_reach_only_the_human_app_and_standby_copies() -> None:
@@ -426,7 +438,7 @@ def test_bot_reply_25_hours_after_customer_is_refused_window_closed() -> None:
     before = c.view
     refused = c.act("faq_bot", Reply({"text": "late"}), T0 + timedelta(hours=25))
     assert refused.refusal is not None and refused.refusal.code == "window_closed"
-    assert refused.effects == () and refused.view == before
+    assert only_told_refused(refused, "faq_bot") and refused.view == before
 
 
 def test_human_reply_after_3_days_carries_human_agent_tag() -> None:
@@ -441,7 +453,7 @@ def test_human_reply_after_8_days_is_refused() -> None:
     c = in_human()
     refused = c.act("support", Reply({"text": "Hello?"}), T0 + timedelta(days=8))
     assert refused.refusal is not None and refused.refusal.code == "human_agent_window_closed"
-    assert refused.effects == ()
+    assert only_told_refused(refused, "support")
 
 
 def test_out_of_order_customer_message_keeps_the_latest_window_anchor() -> None:

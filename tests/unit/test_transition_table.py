@@ -25,6 +25,7 @@ from state_machines import (
     ConversationView,
     CustomerActivity,
     CustomerMessage,
+    Deliver,
     Echo,
     Escalate,
     ExtendThread,
@@ -127,6 +128,10 @@ CASES: dict[str, Callable[[State], Case]] = {
         VIEWS[s],
         CustomerActivity(NOW, "postback", True, {"p": 1}, payload="TALK_TO_HUMAN"),
     ),
+    "customer_standby": lambda s: (
+        VIEWS[s],
+        CustomerMessage(NOW, "m1", "hello", event={"m": 1}, source="standby", received_by=None),
+    ),
     "echo": lambda s: (VIEWS[s], Echo(NOW, "1001", "m2")),
     "echo_human": lambda s: (VIEWS[s], Echo(NOW, INSTAGRAM_INBOX_APP_ID, "m3")),
     "action:reply": _by_controller(Reply({"text": "hi"})),
@@ -172,12 +177,20 @@ CASES: dict[str, Callable[[State], Case]] = {
     "meta:take_by_bot": lambda s: (VIEWS[s], _meta("take", OTHER_BOT[s])),
     "meta:take_by_human": lambda s: (VIEWS[s], _meta("take", OTHER_HUMAN[s])),
     "meta:take_by_foreign": lambda s: (VIEWS[s], _meta("take", INSTAGRAM_INBOX_APP_ID)),
+    "meta:superseded": lambda s: (
+        VIEWS[s].replace(meta_handover_at=NOW + timedelta(seconds=1)),
+        _meta("take", INSTAGRAM_INBOX_APP_ID),
+    ),
+    "meta:unordered": lambda s: (
+        VIEWS[s].replace(control_decided_at=NOW + timedelta(seconds=1)),
+        _meta("take", INSTAGRAM_INBOX_APP_ID),
+    ),
     "meta:request": lambda s: (
         VIEWS[s],
         MetaHandover(NOW, "request", None, None, OTHER_HUMAN[B] if s is B else "1001", "x"),
     ),
     "meta:app_roles": lambda s: (VIEWS[s], AppRolesChanged(NOW, {"1001": ("primary_receiver",)})),
-    "owner_confirmed": lambda s: (VIEWS[s], OwnerReconciled(NOW, None if s is B else "2001")),
+    "owner_confirmed": lambda s: (VIEWS[s], _meta("take", "1001" if s is B else "2001")),
     "owner_reconciled:idle": lambda s: (_owned_by_survey_bot(s), OwnerReconciled(NOW, None)),
     "owner_reconciled:bot": lambda s: (VIEWS[s], OwnerReconciled(NOW, OTHER_BOT[s])),
     "owner_reconciled:human": lambda s: (VIEWS[s], OwnerReconciled(NOW, OTHER_HUMAN[s])),
@@ -235,7 +248,11 @@ def test_decide_follows_the_table(row: TransitionRow) -> None:
     assert decision.trigger_name == row.trigger
     if row.outcome == "refusal":
         assert decision.refusal is not None and decision.refusal.code == label
-        assert decision.effects == () and decision.view == view and decision.transition is None
+        assert decision.view == view and decision.transition is None
+        # The only effect: the app that acted (when it is ours) is told why.
+        told = [Deliver(trigger.app, decision.refusal.to_event(trigger.action.to_json(), None))]
+        ours = isinstance(trigger, AppAction) and POLICY.find_app(trigger.app) is not None
+        assert list(decision.effects) == (told if ours else [])
         return
     assert decision.refusal is None, decision.refusal
     assert decision.view.state is row.dest

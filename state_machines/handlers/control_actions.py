@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from state_machines._run import _action, _Run
 from state_machines.actions import ExtendThread
-from state_machines.control import _controller, _holder, _later, _require_control
+from state_machines.control import controller, latest_of, require_control, who_holds
 from state_machines.effects import Deliver, ThreadControl
-from state_machines.moves import _accept, _bot_to_bot, _to_bot, _to_foreign, _to_human, _to_pending
+from state_machines.moves import accept, bot_to_bot, to_bot, to_foreign, to_human, to_pending
 from state_machines.rules import (
     META_BOT_FAILURE,
     RULE_ACCEPT,
@@ -24,57 +23,58 @@ from state_machines.rules import (
     B,
     P,
 )
-from state_machines.sending import _touch_human
+from state_machines.run import Run, action_of
+from state_machines.sending import touch_human
 
 
-def _h_escalate(run: _Run) -> None:
-    if not _require_control(run, "escalate", RULE_CONTROL):
+def escalate(run: Run) -> None:
+    if not require_control(run, "escalate", RULE_CONTROL):
         return
     if run.cls.target is None or run.cls.target.app is None:
         run.refuse("not_allowed", "no human app is configured to escalate to", RULE_ESCALATION)
         return
     target, meta = run.cls.target.app, run.cls.metadata
     control = ThreadControl(run.actor.name, "pass", target.app_id, meta)
-    _to_pending(run, target, control=control, metadata=meta, reason="bot", actor=run.actor)
+    to_pending(run, target, control=control, metadata=meta, reason="bot", actor=run.actor)
 
 
-def _h_escalate_refused(run: _Run) -> None:
-    holder = _holder(run.view, run.policy)
+def escalate_refused(run: Run) -> None:
+    holder = who_holds(run.view, run.policy)
     run.refuse("not_owner", f"{run.actor.name} may not escalate while {holder}", RULE_CONTROL)
 
 
-def _h_accept_bot(run: _Run) -> None:
-    holder = _holder(run.view, run.policy)
+def accept_nothing_pending(run: Run) -> None:
+    holder = who_holds(run.view, run.policy)
     run.refuse(
         "not_allowed", f"nothing is pending ({holder}); the bot escalates first", RULE_ACCEPT
     )
 
 
-def _h_accept_pending(run: _Run) -> None:
-    if _require_control(run, "accept", RULE_ACCEPT):
-        _accept(run, run.actor)
+def accept_pending(run: Run) -> None:
+    if require_control(run, "accept", RULE_ACCEPT):
+        accept(run, run.actor)
         run.note(f"{run.actor.name} accepted the conversation")
 
 
-def _h_accept_human(run: _Run) -> None:
-    if _require_control(run, "accept", RULE_ACCEPT):
+def accept_again(run: Run) -> None:
+    if require_control(run, "accept", RULE_ACCEPT):
         run.note(f"{run.actor.name} already holds the conversation")
 
 
-def _h_pass_bot(run: _Run) -> None:
-    if _require_control(run, "pass the thread", RULE_CONTROL):
+def pass_between_bots(run: Run) -> None:
+    if require_control(run, "pass the thread", RULE_CONTROL):
         target, meta = run.target.app, run.cls.metadata
         assert target is not None
         control = ThreadControl(run.actor.name, "pass", target.app_id, meta)
-        _bot_to_bot(run, target, control=control, metadata=meta, reason="pass", actor=run.actor)
+        bot_to_bot(run, target, control=control, metadata=meta, reason="pass", actor=run.actor)
 
 
-def _h_pass_back(run: _Run) -> None:
-    if _require_control(run, "pass the thread", RULE_CONTROL):
+def pass_back(run: Run) -> None:
+    if require_control(run, "pass the thread", RULE_CONTROL):
         target, meta = run.target.app, run.cls.metadata
         assert target is not None
         control = ThreadControl(run.actor.name, "pass", target.app_id, meta)
-        _to_bot(
+        to_bot(
             run,
             target,
             control=control,
@@ -85,31 +85,31 @@ def _h_pass_back(run: _Run) -> None:
         )
 
 
-def _h_pass_to_human(run: _Run) -> None:
-    if _require_control(run, "pass the thread", RULE_CONTROL):
+def pass_to_human(run: Run) -> None:
+    if require_control(run, "pass the thread", RULE_CONTROL):
         target, meta = run.target.app, run.cls.metadata
         assert target is not None
         reason = "pass" if run.view.state is B else "transfer"
         control = ThreadControl(run.actor.name, "pass", target.app_id, meta)
-        _to_pending(run, target, control=control, metadata=meta, reason=reason, actor=run.actor)
+        to_pending(run, target, control=control, metadata=meta, reason=reason, actor=run.actor)
 
 
-def _h_pass_to_inbox(run: _Run) -> None:
-    if _require_control(run, "pass the thread", RULE_CONTROL):
+def pass_to_inbox(run: Run) -> None:
+    if require_control(run, "pass the thread", RULE_CONTROL):
         foreign_id, meta = run.target.foreign_id, run.cls.metadata
         assert foreign_id is not None
         control = ThreadControl(run.actor.name, "pass", foreign_id, meta)
-        _to_foreign(run, foreign_id, control=control, metadata=meta, reason="pass", actor=run.actor)
+        to_foreign(run, foreign_id, control=control, metadata=meta, reason="pass", actor=run.actor)
 
 
-def _may_take(run: _Run) -> bool:
+def _may_take(run: Run) -> bool:
     if run.actor.may_take:
         return True
     run.refuse("not_allowed", f"{run.actor.name} is not allowed to take control", RULE_TAKE)
     return False
 
 
-def _h_take_bot(run: _Run) -> None:
+def take_between_bots(run: Run) -> None:
     if not _may_take(run):
         return
     if run.view.owner_app == run.actor.name:
@@ -117,14 +117,14 @@ def _h_take_bot(run: _Run) -> None:
         return
     meta = run.cls.metadata
     control = ThreadControl(run.actor.name, "take", None, meta)
-    _bot_to_bot(run, run.actor, control=control, metadata=meta, reason="taken", actor=run.actor)
+    bot_to_bot(run, run.actor, control=control, metadata=meta, reason="taken", actor=run.actor)
 
 
-def _h_take_back(run: _Run) -> None:
+def take_back(run: Run) -> None:
     if _may_take(run):
         meta = run.cls.metadata
         control = ThreadControl(run.actor.name, "take", None, meta)
-        _to_bot(
+        to_bot(
             run,
             run.actor,
             control=control,
@@ -135,7 +135,7 @@ def _h_take_back(run: _Run) -> None:
         )
 
 
-def _h_take_human(run: _Run) -> None:
+def take_by_human(run: Run) -> None:
     if not _may_take(run):
         return
     if run.view.human_app == run.actor.name:
@@ -144,25 +144,25 @@ def _h_take_human(run: _Run) -> None:
         return
     meta = run.cls.metadata
     control = ThreadControl(run.actor.name, "take", None, meta)
-    _to_human(run, run.actor, control=control, metadata=meta, reason="taken", actor=run.actor)
+    to_human(run, run.actor, control=control, metadata=meta, reason="taken", actor=run.actor)
 
 
-def _h_release_bot(run: _Run) -> None:
-    if not _require_control(run, "release the thread", RULE_CONTROL):
+def release_by_bot(run: Run) -> None:
+    if not require_control(run, "release the thread", RULE_CONTROL):
         return
     if run.view.owner_app is None:
         run.refuse("not_allowed", "the thread is idle: there is nothing to release", RULE_RELEASE)
         return
     meta = run.cls.metadata
     control = ThreadControl(run.actor.name, "release", None, meta)
-    _bot_to_bot(run, None, control=control, metadata=meta, reason="released", actor=run.actor)
+    bot_to_bot(run, None, control=control, metadata=meta, reason="released", actor=run.actor)
 
 
-def _h_release_human(run: _Run) -> None:
-    if _require_control(run, "release the thread", RULE_CONTROL):
+def release_by_human(run: Run) -> None:
+    if require_control(run, "release the thread", RULE_CONTROL):
         meta = run.cls.metadata
         control = ThreadControl(run.actor.name, "release", None, meta)
-        _to_bot(
+        to_bot(
             run,
             None,
             control=control,
@@ -173,13 +173,13 @@ def _h_release_human(run: _Run) -> None:
         )
 
 
-def _h_request(run: _Run) -> None:
-    owner = _controller(run.view, run.policy)
+def request(run: Run) -> None:
+    owner = controller(run.view, run.policy)
     meta = run.cls.metadata
     if owner is None:
         # A foreign inbox holds it: only Meta can forward the request (PLATFORM 5).
         run.emit(ThreadControl(run.actor.name, "request", None, meta))
-        run.note(f"asked Meta for the thread: {_holder(run.view, run.policy)}")
+        run.note(f"asked Meta for the thread: {who_holds(run.view, run.policy)}")
         return
     if owner.name == run.actor.name:
         run.refuse("not_allowed", f"{run.actor.name} is already in control", RULE_REQUEST)
@@ -193,28 +193,28 @@ def _h_request(run: _Run) -> None:
     run.note(f"{owner.name} is asked to pass the thread to {run.actor.name}")
 
 
-def _h_extend_bot(run: _Run) -> None:
+def extend_refused(run: Run) -> None:
     run.refuse(
         "not_allowed",
-        f"{run.actor.name} may not extend control: {_holder(run.view, run.policy)}",
+        f"{run.actor.name} may not extend control: {who_holds(run.view, run.policy)}",
         RULE_EXTEND,
     )
 
 
-def _h_extend(run: _Run) -> None:
-    if not _require_control(run, "extend control", RULE_CONTROL):
+def extend(run: Run) -> None:
+    if not require_control(run, "extend control", RULE_CONTROL):
         return
-    action = _action(run)
+    action = action_of(run)
     assert isinstance(action, ExtendThread)
     until = run.now + timedelta(seconds=action.duration_s)
     run.emit(ThreadControl(run.actor.name, "extend", None, None, action.duration_s))
-    run.update(control_expires_at=_later(run.view.control_expires_at, until))
+    run.update(control_expires_at=latest_of(run.view.control_expires_at, until))
     # An extension is the human app asking to hold the thread: the idle timer waits as long.
-    _touch_human(run, until=until)
+    touch_human(run, until=until)
 
 
-def _h_bot_failure(run: _Run) -> None:
-    if _require_control(run, "report a bot failure", RULE_CONTROL):
+def bot_failure(run: Run) -> None:
+    if require_control(run, "report a bot failure", RULE_CONTROL):
         count = run.view.bot_failures + 1
         run.update(
             bot_failures=count,
@@ -224,13 +224,13 @@ def _h_bot_failure(run: _Run) -> None:
         run.note(f"bot failure {count} of {run.policy.bot_failure_threshold}")
 
 
-def _h_bot_failure_escalates(run: _Run) -> None:
-    if not _require_control(run, "report a bot failure", RULE_CONTROL):
+def bot_failure_escalates(run: Run) -> None:
+    if not require_control(run, "report a bot failure", RULE_CONTROL):
         return
     target = run.target.app
     assert target is not None
     control = ThreadControl(run.actor.name, "pass", target.app_id, META_BOT_FAILURE)
-    _to_pending(
+    to_pending(
         run,
         target,
         control=control,
@@ -240,10 +240,10 @@ def _h_bot_failure_escalates(run: _Run) -> None:
     )
 
 
-def _h_bot_not_in_control(run: _Run) -> None:
-    run.note(f"ignored: the bot is not in control ({_holder(run.view, run.policy)})")
+def bot_not_in_control(run: Run) -> None:
+    run.note(f"ignored: the bot is not in control ({who_holds(run.view, run.policy)})")
 
 
-def _h_invalid(run: _Run) -> None:
+def invalid(run: Run) -> None:
     assert run.cls.refusal is not None
     run.refusal = run.cls.refusal

@@ -4,13 +4,13 @@ timeout, Meta's control expiry, and timers that do not apply or are stale.
 
 from __future__ import annotations
 
-from state_machines._run import _Run
 from state_machines.effects import ThreadControl
-from state_machines.moves import _to_bot
+from state_machines.moves import to_bot
+from state_machines.run import Run
 from state_machines.triggers import TimerFired
 
 
-def _h_pending_timeout(run: _Run) -> None:
+def pending_timeout(run: Run) -> None:
     human, primary = run.policy.find_app(run.view.human_app), run.policy.primary
     meta = "pending_timeout"
     control = (
@@ -18,7 +18,7 @@ def _h_pending_timeout(run: _Run) -> None:
         if human is not None
         else ThreadControl(primary.name, "take", None, meta)
     )
-    _to_bot(
+    to_bot(
         run,
         primary,
         control=control,
@@ -30,7 +30,7 @@ def _h_pending_timeout(run: _Run) -> None:
     )
 
 
-def _h_human_idle(run: _Run) -> None:
+def human_idle(run: Run) -> None:
     human = run.policy.find_app(run.view.human_app)
     # The app may have left the config since: then the primary takes the thread back.
     control = (
@@ -38,7 +38,7 @@ def _h_human_idle(run: _Run) -> None:
         if human is not None
         else ThreadControl(run.policy.primary.name, "take", None, "human_idle")
     )
-    _to_bot(
+    to_bot(
         run,
         None,
         control=control,
@@ -49,10 +49,10 @@ def _h_human_idle(run: _Run) -> None:
     )
 
 
-def _h_control_expiry(run: _Run) -> None:
+def control_expiry(run: Run) -> None:
     # Meta already idled the thread: no thread-control call. Nobody is waiting (24 h without
     # a customer message), so the disclosure waits for the next automated message.
-    _to_bot(
+    to_bot(
         run,
         None,
         control=None,
@@ -63,11 +63,11 @@ def _h_control_expiry(run: _Run) -> None:
     )
 
 
-def _h_timer_elsewhere(run: _Run) -> None:
+def not_applicable(run: Run) -> None:
     trig = run.input
     assert isinstance(trig, TimerFired)
     run.note(f"{trig.kind} timer does not apply in state {run.view.state}: ignored")
 
 
-def _h_noted(run: _Run) -> None:
+def stale(run: Run) -> None:
     """The classification already explained why nothing happens."""

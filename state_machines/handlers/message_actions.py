@@ -5,12 +5,11 @@ accepts a pending conversation).
 
 from __future__ import annotations
 
-from state_machines._run import _action, _Run
 from state_machines.actions import PrivateReply, React
-from state_machines.control import _require_control
+from state_machines.control import require_control
 from state_machines.disclosure import disclosure_needed, disclosure_text
 from state_machines.effects import PrivateReplyEffect, SenderAction
-from state_machines.moves import _accept
+from state_machines.moves import accept
 from state_machines.rules import (
     PRIVATE_REPLY_WINDOW,
     RULE_DISCLOSURE,
@@ -18,46 +17,47 @@ from state_machines.rules import (
     RULE_PRIVATE_WINDOW,
     RULE_SPEAK,
 )
-from state_machines.sending import _send_reply, _touch_human
+from state_machines.run import Run, action_of
+from state_machines.sending import send_reply, touch_human
 from state_machines.window import check_send
 
 
-def _h_reply_bot(run: _Run) -> None:
-    if _require_control(run, "speak", RULE_SPEAK):
-        _send_reply(run, run.actor)
+def reply_by_bot(run: Run) -> None:
+    if require_control(run, "speak", RULE_SPEAK):
+        send_reply(run, run.actor)
 
 
-def _h_reply_pending(run: _Run) -> None:
-    if _require_control(run, "speak", RULE_SPEAK):
-        _accept(run, run.actor)
+def reply_accepts(run: Run) -> None:
+    if require_control(run, "speak", RULE_SPEAK):
+        accept(run, run.actor)
         run.note("a reply from the targeted human app accepts the conversation")
-        _send_reply(run, run.actor)
+        send_reply(run, run.actor)
 
 
-def _h_reply_human(run: _Run) -> None:
-    if _require_control(run, "speak", RULE_SPEAK):
-        _send_reply(run, run.actor)
+def reply_by_human(run: Run) -> None:
+    if require_control(run, "speak", RULE_SPEAK):
+        send_reply(run, run.actor)
 
 
-def _h_react(run: _Run) -> None:
-    if not _require_control(run, "react", RULE_SPEAK):
+def react(run: Run) -> None:
+    if not require_control(run, "react", RULE_SPEAK):
         return
     verdict = check_send(run.view, run.now, author_kind=run.actor.kind, policy=run.policy)
     if not verdict.allowed:
         run.refusal = verdict.refusal
         return
-    action = _action(run)
+    action = action_of(run)
     if isinstance(action, React):
         run.emit(SenderAction(run.actor.name, "react", action.mid, action.reaction))
     else:
         run.emit(SenderAction(run.actor.name, "unreact", action.mid, None))
     # Reactions are never disclosed and do not count as automation speaking.
     if not run.actor.is_bot:
-        _touch_human(run)
+        touch_human(run)
 
 
-def _h_mark_seen(run: _Run) -> None:
-    if not _require_control(run, "mark messages seen", RULE_SPEAK):
+def mark_seen(run: Run) -> None:
+    if not require_control(run, "mark messages seen", RULE_SPEAK):
         return
     verdict = check_send(run.view, run.now, author_kind=run.actor.kind, policy=run.policy)
     if not verdict.allowed:
@@ -65,11 +65,11 @@ def _h_mark_seen(run: _Run) -> None:
         return
     run.emit(SenderAction(run.actor.name, "mark_seen", None, None))
     if not run.actor.is_bot:
-        _touch_human(run)
+        touch_human(run)
 
 
-def _private_reply(run: _Run) -> None:
-    action = _action(run)
+def _private_reply(run: Run) -> None:
+    action = action_of(run)
     assert isinstance(action, PrivateReply)
     if action.already_replied:
         run.refuse(
@@ -104,17 +104,17 @@ def _private_reply(run: _Run) -> None:
             run.note("disclosure leads the private reply")
         run.update(last_automated_at=run.now)
     else:
-        _touch_human(run)
+        touch_human(run)
     run.emit(PrivateReplyEffect(run.actor.name, action.comment_id, message))
 
 
-def _h_private_reply(run: _Run) -> None:
-    if _require_control(run, "send a private reply", RULE_SPEAK):
+def private_reply(run: Run) -> None:
+    if require_control(run, "send a private reply", RULE_SPEAK):
         _private_reply(run)
 
 
-def _h_private_reply_pending(run: _Run) -> None:
-    if _require_control(run, "send a private reply", RULE_SPEAK):
-        _accept(run, run.actor)
+def private_reply_accepts(run: Run) -> None:
+    if require_control(run, "send a private reply", RULE_SPEAK):
+        accept(run, run.actor)
         run.note("a private reply from the targeted human app accepts the conversation")
         _private_reply(run)

@@ -1,12 +1,11 @@
-"""The model the `transitions` machine drives: `_Run`, one decision in progress, with the
-`_Classified` trigger it fires and the `_Owner` that trigger names (target, new owner or
-requester). Handlers receive a `_Run`, read the view and policy from it, and collect effects,
+"""The model the `transitions` machine drives: `Run`, one decision in progress, with the
+`Classified` trigger it fires and the `Owner` that trigger names (target, new owner or
+requester). Handlers receive a `Run`, read the view and policy from it, and collect effects,
 notes and a possible refusal on it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -17,7 +16,7 @@ from state_machines.triggers import AppAction, Trigger
 
 
 @dataclass(frozen=True, slots=True)
-class _Owner:
+class Owner:
     """Who holds (or should hold) the thread: nobody, one of our apps, or a foreign app."""
 
     kind: Literal["idle", "bot", "human", "foreign"]
@@ -37,11 +36,11 @@ class _Owner:
 
 
 @dataclass(slots=True)
-class _Classified:
+class Classified:
     name: str
     notes: list[str] = field(default_factory=list)
     actor: AppSpec | None = None  # the app performing the action
-    target: _Owner | None = None  # pass/escalation target, new owner, or requester
+    target: Owner | None = None  # pass/escalation target, new owner, or requester
     metadata: str | None = None
     refusal: Refusal | None = None  # for action:invalid
     # The owner passes because request_policy=grant answered someone's request: the owner
@@ -49,11 +48,10 @@ class _Classified:
     granted: bool = False
 
 
-class _Run:
-    """One decision in progress; attached to the machine for a single event."""
+class Run:
+    """One decision in progress: the model one event of the machine is fired for."""
 
-    state: str  # maintained by the machine
-    trigger: Callable[..., bool]  # bound by Machine.add_model
+    state: str  # the machine's state attribute: set here, moved by the machine
 
     def __init__(
         self,
@@ -61,8 +59,9 @@ class _Run:
         trig: Trigger,
         now: datetime,
         policy: Policy,
-        cls: _Classified,
+        cls: Classified,
     ) -> None:
+        self.state = view.state.value
         self.before = view
         self.view = view
         self.input = trig
@@ -72,6 +71,7 @@ class _Run:
         self.effects: list[Effect] = []
         self.notes: list[str] = list(cls.notes)
         self.refusal: Refusal | None = None
+        self.warnings: list[str] = []
 
     @property
     def actor(self) -> AppSpec:
@@ -79,7 +79,7 @@ class _Run:
         return self.cls.actor
 
     @property
-    def target(self) -> _Owner:
+    def target(self) -> Owner:
         assert self.cls.target is not None, "this row always has a target"
         return self.cls.target
 
@@ -87,6 +87,11 @@ class _Run:
         self.effects.append(effect)
 
     def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def warn(self, text: str) -> None:
+        """For operators: the edge logs it as a warning and counts it."""
+        self.warnings.append(text)
         self.notes.append(text)
 
     def update(self, **changes: Any) -> None:
@@ -97,6 +102,6 @@ class _Run:
         self.refusal = Refusal(code, message, rule)
 
 
-def _action(run: _Run) -> Any:
+def action_of(run: Run) -> Any:
     assert isinstance(run.input, AppAction)
     return run.input.action
