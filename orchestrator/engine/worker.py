@@ -27,9 +27,11 @@ import structlog
 from orchestrator.clock import Clock
 from orchestrator.engine.loop import run_until_stopped
 from orchestrator.engine.processing import ConversationProcessor, IdPool
+from orchestrator.engine.triggers import typed_event
 from orchestrator.engine.writes import Writes
 from orchestrator.ops.metrics import Metrics
 from orchestrator.store.queries import q
+from state_machines import check_app_roles
 
 log = structlog.get_logger(__name__)
 HOUSEKEEPING_S = 0.1
@@ -92,18 +94,30 @@ class EventWorker:
                 if fired:
                     log.info("timers_fired", count=len(fired))
                 for rec in await conn.fetch(q("orphan_events")):
-                    log.info(
-                        "event_recorded",
-                        event_id=rec["id"],
-                        kind=rec["kind"],
-                        account_id=rec["account_id"],
-                        note="concerns no conversation",
-                    )
+                    self._recorded(rec)
             # Shielded: once claimed, finishing the transaction must not be torn by a
             # cancellation (shutdown waits for it; a crash rolls it back as a whole).
             done = await asyncio.shield(self._step(conn))
         self._idle = done == 0
         return done + len(fired)
+
+    def _recorded(self, rec: Any) -> None:
+        """An event that concerns no conversation. `app_roles` is compared with the config:
+        Meta routing idle threads to an app we do not treat as primary is worth a warning."""
+        log.info(
+            "event_recorded",
+            event_id=rec["id"],
+            kind=rec["kind"],
+            account_id=rec["account_id"],
+            note="concerns no conversation",
+        )
+        if rec["kind"] != "app_roles":
+            return
+        typed = typed_event(rec, rec["account_id"])
+        roles = getattr(typed, "roles", None) or {}
+        for warning in check_app_roles(roles, self.processor.rt.policy):
+            self.metrics.app_roles_mismatch.inc()
+            log.warning("app_roles_disagree", account_id=rec["account_id"], warning=warning)
 
     async def _step(self, conn: asyncpg.Connection) -> int:
         try:

@@ -36,6 +36,11 @@ class Metrics:
         self.transitions = Counter(
             "orchestrator_transitions", "State transitions taken", ["transition"], registry=r
         )
+        self.app_roles_mismatch = Counter(
+            "orchestrator_app_roles_mismatch",
+            "app_roles webhooks whose roles disagree with the config (see the warning logged)",
+            registry=r,
+        )
         self.refusals = Counter(
             "orchestrator_refusals", "Actions refused, by rule code", ["code"], registry=r
         )

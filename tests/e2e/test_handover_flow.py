@@ -3,6 +3,7 @@ simulator standing in for Meta (signed webhooks, Graph API with Meta's rules).""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from orchestrator.config import Config
 from orchestrator.sandbox.runner import Sandbox
-from tests.conftest import BOT_APP_ID, SUPPORT_APP_ID, config_data, make_config
+from tests.conftest import BOT_APP_ID, SUPPORT_APP_ID, config_data, fixture_body, make_config
 
 CUSTOMER = "5550000000000001"
 DISCLOSURE_DE = "Sie schreiben mit einem Bot."
@@ -241,3 +242,26 @@ async def test_edit_updates_the_transcript_and_unsend_erases_it(sandbox: Sandbox
         "SELECT count(*) FROM events WHERE payload::text LIKE '%Max%' OR payload::text LIKE '%Mxa%'"
     )
     assert stored == 0
+
+
+async def test_app_roles_that_disagree_with_the_config_are_warned_and_counted(
+    sandbox: Sandbox,
+) -> None:
+    """Meta's app_roles webhook names another primary receiver than our config's: the event
+    concerns no conversation, so it is compared with the config where it is recorded."""
+    from orchestrator.ingress.signature import sign
+    from orchestrator.typedefs import METRICS
+
+    body = fixture_body("app_roles")
+    raw = json.dumps(body).encode()
+    secret = sandbox.config.app("bot").app_secret.value  # type: ignore[union-attr]
+    assert sandbox.http is not None
+    async with sandbox.http.post(
+        f"{sandbox.url}/webhooks/bot",
+        data=raw,
+        headers={"X-Hub-Signature-256": sign(secret, raw), "Content-Type": "application/json"},
+    ) as resp:
+        assert resp.status == 200
+    await sandbox.settle()
+    metrics = sandbox.app[METRICS]
+    assert metrics.app_roles_mismatch._value.get() == 1  # another app made primary receiver

@@ -64,7 +64,7 @@ UPDATE events SET status = 'done', processed_at = now(),
                   result = jsonb_build_object('note', 'no conversation: recorded only')
 WHERE id IN (SELECT id FROM events WHERE status = 'pending' AND conversation_id IS NULL
              ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED)
-RETURNING id, kind, account_id;
+RETURNING id, kind, account_id, source, payload;
 
 -- name: insert_messages
 -- The transcript, many lines at once (in the given order).
