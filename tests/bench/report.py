@@ -1,0 +1,157 @@
+"""Figures from one run's ledger: throughput, latency, loss, duplicates, order; the table."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from tests.bench.load import Completion, Ledger, Msg, Window
+
+
+def pct(values: Sequence[float], p: float) -> float | None:
+    """Nearest-rank percentile in milliseconds (values in seconds)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, math.ceil(p * len(ordered)) - 1))
+    return round(ordered[rank] * 1000, 1)
+
+
+def _before(a: Msg, b: Msg) -> bool:
+    """`a` was sent before `b` for certain: earlier in the same POST, or acknowledged before
+    `b`'s POST started. Only such pairs can break per-conversation order."""
+    if a.post == b.post:
+        return a.index < b.index
+    return a.ack is not None and a.ack <= b.start
+
+
+def order_violations(msgs: Iterable[Msg]) -> int:
+    """Replies that reached Meta before the reply to a message sent earlier in the same
+    conversation."""
+    by_conv: dict[int, list[Msg]] = defaultdict(list)
+    for m in msgs:
+        if m.replies:
+            by_conv[m.conv].append(m)
+    bad = 0
+    for items in by_conv.values():
+        for b in items:
+            if any(_before(a, b) and a.replies[0] > b.replies[0] for a in items if a is not b):
+                bad += 1
+    return bad
+
+
+def summarize(
+    ledger: Ledger,
+    window: Window,
+    *,
+    completion: Completion,
+    groups: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    msgs = [m for m in ledger.msgs.values() if groups is None or m.group in groups]
+    acked = [m for m in msgs if m.ack is not None]
+    load_s = max(window.ended - window.started, 1e-9)
+    last_ack = max((m.ack for m in acked if m.ack is not None), default=window.ended)
+    out: dict[str, Any] = {
+        "posted": len(msgs),
+        "acknowledged": len(acked),
+        "not_acknowledged": len(msgs) - len(acked),
+        "load_seconds": round(load_s, 2),
+        "acked_per_s": round(len(acked) / max(last_ack - window.started, 1e-9), 1),
+        "ack_p50_ms": pct([m.ack - m.start for m in acked if m.ack is not None], 0.50),
+        "ack_p99_ms": pct([m.ack - m.start for m in acked if m.ack is not None], 0.99),
+    }
+    if completion == "ack":
+        return out
+    answered = [m for m in acked if m.replies]
+    e2e = [m.replies[0] - m.start for m in answered]
+    last_reply = max((m.replies[0] for m in answered), default=window.started)
+    out.update(
+        {
+            "replies": len(answered),
+            "replies_per_s": round(len(answered) / max(last_reply - window.started, 1e-9), 1)
+            if answered
+            else 0.0,
+            "replies_within_load": sum(1 for m in answered if m.replies[0] <= window.ended),
+            "e2e_p50_ms": pct(e2e, 0.50),
+            "e2e_p99_ms": pct(e2e, 0.99),
+            "e2e_max_ms": pct(e2e, 1.0),
+            "lost": len(acked) - len(answered),
+            "duplicated": sum(len(m.replies) - 1 for m in msgs if m.replies),
+            "order_violations": order_violations(acked),
+        }
+    )
+    return out
+
+
+def burst_figures(ledger: Ledger) -> dict[str, Any]:
+    """How much the big POST delayed the other conversations' replies."""
+    burst = [m for m in ledger.msgs.values() if m.group == "burst"]
+    background = [m for m in ledger.msgs.values() if m.group == "background" and m.replies]
+    if not burst:
+        return {}
+    t0 = burst[0].start
+    before = [m.replies[0] - m.start for m in background if m.start < t0]
+    after = [m.replies[0] - m.start for m in background if m.start >= t0]
+    burst_done = [m.replies[0] for m in burst if m.replies]
+    p50_before = pct(before, 0.5)
+    p99_after = pct(after, 0.99)
+    return {
+        "burst_items": len(burst),
+        "burst_ack_ms": round((burst[0].ack - t0) * 1000, 1) if burst[0].ack else None,
+        "burst_replies": len(burst_done),
+        "burst_all_answered_s": round(max(burst_done) - t0, 2)
+        if len(burst_done) == len(burst)
+        else None,
+        "others_p50_before_ms": p50_before,
+        "others_p50_after_ms": pct(after, 0.5),
+        "others_p99_after_ms": p99_after,
+        "others_max_after_ms": pct(after, 1.0),
+        "others_delay_p99_ms": round(p99_after - p50_before, 1)
+        if p99_after is not None and p50_before is not None
+        else None,
+    }
+
+
+def _fmt(value: Any, suffix: str = "") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.1f}{suffix}" if value < 100 else f"{value:,.0f}{suffix}"
+    return f"{value}{suffix}"
+
+
+def table(results: dict[str, Any]) -> str:
+    head = (
+        f"{'scenario':<24} {'acked/s':>8} {'replies/s':>9} {'e2e p50':>9} {'e2e p99':>9} "
+        f"{'lost':>6} {'dup':>4} {'order':>5} {'svc CPU':>8} {'svc RSS':>8} {'db CPU':>7} "
+        f"{'vs baseline':>24}"
+    )
+    lines = [head, "-" * len(head)]
+    for s in results.get("scenarios", []):
+        r = s["result"]
+        u = s.get("usage", {})
+        ratio = s.get("vs_baseline") or {}
+        vs = (
+            f"{ratio['throughput']:.2f}x tput, {ratio['p99']:.1f}x p99"
+            if ratio.get("throughput") is not None and ratio.get("p99") is not None
+            else "—"
+        )
+        lines.append(
+            f"{s['name']:<24} {_fmt(r.get('acked_per_s')):>8} {_fmt(r.get('replies_per_s')):>9} "
+            f"{_fmt(r.get('e2e_p50_ms'), ' ms'):>9} {_fmt(r.get('e2e_p99_ms'), ' ms'):>9} "
+            f"{_fmt(r.get('lost')):>6} {_fmt(r.get('duplicated')):>4} "
+            f"{_fmt(r.get('order_violations')):>5} {_fmt(u.get('service_cpu_s'), ' s'):>8} "
+            f"{_fmt(u.get('service_peak_rss_mb'), ' MB'):>8} {_fmt(u.get('db_cpu_s'), ' s'):>7} "
+            f"{vs:>24}"
+        )
+    for b in results.get("baseline", []):
+        r, u = b["result"], b.get("usage", {})
+        lines.append(
+            f"{'baseline ' + b['load']:<24} {_fmt(r.get('acked_per_s')):>8} {'—':>9} "
+            f"{_fmt(r.get('ack_p50_ms'), ' ms'):>9} {_fmt(r.get('ack_p99_ms'), ' ms'):>9} "
+            f"{'':>6} {'':>4} {'':>5} {_fmt(u.get('service_cpu_s'), ' s'):>8} "
+            f"{_fmt(u.get('service_peak_rss_mb'), ' MB'):>8} {_fmt(u.get('db_cpu_s'), ' s'):>7}"
+        )
+    return "\n".join(lines)
