@@ -49,6 +49,7 @@ class Msg:
     seq: int
     group: str  # "main", "background", "burst"
     start: float  # intended POST start (perf_counter)
+    sent: float | None = None  # when the POST actually began
     post: int = 0  # which POST carried it (items of one POST are ordered by `index`)
     index: int = 0
     ack: float | None = None  # 200 received
@@ -161,8 +162,9 @@ class Poster:
 
     async def post(self, msgs: Sequence[Msg]) -> bool:
         post = self.ledger.new_post()
+        began = time.perf_counter()
         for i, m in enumerate(msgs):
-            m.post, m.index = post, i
+            m.post, m.index, m.sent = post, i, began
         raw = self.body(msgs)
         url = self.urls[next(self._rr)]
         headers = {

@@ -100,6 +100,11 @@ def pss_kb(pid: int) -> int:
     return rss_kb(pid)
 
 
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def pin(pids: Iterable[int], cores: set[int]) -> None:
     for pid in pids:
         with contextlib.suppress(OSError):
@@ -114,6 +119,7 @@ class Usage:
     db_cpu_s: float | None
     service_peak_rss_mb: float
     db_peak_pss_mb: float | None
+    loadgen_cpu_s: float  # this process: load generator + Graph stand-in
     rss_series: list[tuple[float, float]] = field(default_factory=list)  # (s, service MB)
 
 
@@ -126,6 +132,7 @@ class Meter:
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
         self._cpu0 = (0.0, 0.0)
+        self._own0 = 0.0
         self._began = 0.0
         self.peak_service_kb = 0
         self.peak_db_kb = 0
@@ -156,6 +163,7 @@ class Meter:
     def start(self) -> None:
         self._began = time.perf_counter()
         self._cpu0 = self._cpu()
+        self._own0 = _own_cpu()
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> Usage:
@@ -171,5 +179,6 @@ class Meter:
             db_cpu_s=round(db - self._cpu0[1], 2) if self.db_pid else None,
             service_peak_rss_mb=round(max(self.peak_service_kb, hwm) / 1024, 1),
             db_peak_pss_mb=round(self.peak_db_kb / 1024, 1) if self.db_pid else None,
+            loadgen_cpu_s=round(_own_cpu() - self._own0, 2),
             rss_series=self.series,
         )

@@ -61,6 +61,9 @@ def summarize(
         "acked_per_s": round(len(acked) / max(last_ack - window.started, 1e-9), 1),
         "ack_p50_ms": pct([m.ack - m.start for m in acked if m.ack is not None], 0.50),
         "ack_p99_ms": pct([m.ack - m.start for m in acked if m.ack is not None], 0.99),
+        # How late the load generator started POSTs against its schedule (open loop): a
+        # large value means the generator, not the service, fell behind.
+        "send_lag_p99_ms": pct([m.sent - m.start for m in msgs if m.sent is not None], 0.99),
     }
     if completion == "ack":
         return out
@@ -99,6 +102,11 @@ def burst_figures(ledger: Ledger) -> dict[str, Any]:
     p99_after = pct(after, 0.99)
     return {
         "burst_items": len(burst),
+        "others_before": len(before),
+        "others_after_posted": sum(
+            1 for m in ledger.msgs.values() if m.group == "background" and m.start >= t0
+        ),
+        "others_after_answered": len(after),
         "burst_ack_ms": round((burst[0].ack - t0) * 1000, 1) if burst[0].ack else None,
         "burst_replies": len(burst_done),
         "burst_all_answered_s": round(max(burst_done) - t0, 2)

@@ -115,6 +115,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="one `serve --role ingress` + N `serve --role workers` (needs --role)",
     )
+    p.add_argument(
+        "--no-standby",
+        action="store_true",
+        help="the human app does not listen in standby (default: it does, as in "
+        "config/orchestrator.toml: one more delivery per customer message)",
+    )
     p.add_argument("--no-baseline", action="store_true", help="skip the baseline handler")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     p.add_argument(
@@ -180,7 +186,9 @@ class Bench:
             self.db.pin(self.service_cores)
         graph_url = await self.standin.start()
         config_path = self.workdir / "orchestrator.toml"
-        config_path.write_text(config_toml(graph_url), encoding="utf-8")
+        config_path.write_text(
+            config_toml(graph_url, standby=not args.no_standby), encoding="utf-8"
+        )
         results: dict[str, Any] = {
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": {
@@ -310,7 +318,7 @@ class Bench:
                     f"p99 {r['ack_p99_ms']} ms"
                 )
         finally:
-            proc.stop()
+            await proc.stop()
             await self.db.drop(name)
 
     async def run_scenario(self, s: Scenario, config_path: Path, split: bool) -> dict[str, Any]:
@@ -334,6 +342,7 @@ class Bench:
             urls = [f"http://127.0.0.1:{p.port}/webhooks/bot" for p in services if p.port]
             await self._warm_up(urls)
             ledger = Ledger()
+            load_average = [round(x, 2) for x in os.getloadavg()]
             self.standin.reset(s.graph_latency_ms / 1000, ledger.on_send)
             poster = self._poster(urls, ledger)
             meter = procs.Meter([p.pid for p in services], self.db.pid)
@@ -346,6 +355,7 @@ class Bench:
                 "name": s.name,
                 "description": s.description,
                 "graph_latency_ms": s.graph_latency_ms,
+                "machine_load_average": load_average,  # other users of the machine show here
                 "result": report.summarize(ledger, window, completion="reply", groups=groups),
                 "drain_seconds": round(drained, 1),
                 "errors": dict(poster.errors),
@@ -361,8 +371,7 @@ class Bench:
                 entry["exited"] = exited
             return entry
         finally:
-            for p in services:
-                p.stop()
+            await asyncio.gather(*(p.stop() for p in services))
             self.standin.reset(0, lambda *_: None)
             await self.db.drop(name)
 
@@ -433,6 +442,7 @@ def _usage(u: procs.Usage, *, series: bool = False) -> dict[str, Any]:
         "db_cpu_s": u.db_cpu_s,
         "service_peak_rss_mb": u.service_peak_rss_mb,
         "db_peak_pss_mb": u.db_peak_pss_mb,
+        "loadgen_cpu_s": u.loadgen_cpu_s,
     }
     if series:
         out["service_rss_mb_over_time"] = u.rss_series
@@ -481,7 +491,8 @@ async def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             print(
                 f"{s['name']}: other conversations' reply p50 before the POST "
                 f"{b.get('others_p50_before_ms')} ms, p99 after {b.get('others_p99_after_ms')} ms "
-                f"(max {b.get('others_max_after_ms')} ms); the POST was acknowledged in "
+                f"(max {b.get('others_max_after_ms')} ms; {b.get('others_after_answered')}/"
+                f"{b.get('others_after_posted')} answered); the POST was acknowledged in "
                 f"{b.get('burst_ack_ms')} ms, its {b.get('burst_replies')}/{b.get('burst_items')} "
                 f"replies all sent after {b.get('burst_all_answered_s')} s"
             )

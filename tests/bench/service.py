@@ -110,7 +110,7 @@ def secrets_env() -> dict[str, str]:
     return {n: f"bench-{secrets.token_hex(12)}" for n in names}
 
 
-def config_toml(graph_url: str) -> str:
+def config_toml(graph_url: str, *, standby: bool = True) -> str:
     """Live mode, the echo bot as the primary in-process app and a human helpdesk in
     standby (as in config/orchestrator.toml), Graph hosts at the stand-in, rate limits
     lifted (the stand-in is not Meta: the benchmark measures the engine, not the limiter)."""
@@ -150,7 +150,7 @@ app_secret = "${{SUPPORT_APP_SECRET}}"
 verify_token = "${{SUPPORT_VERIFY_TOKEN}}"
 page_token = "${{SUPPORT_PAGE_TOKEN}}"
 api_key = "${{SUPPORT_API_KEY}}"
-standby = true
+standby = {"true" if standby else "false"}
 
 [handover]
 pending_timeout = "10m"
@@ -209,14 +209,17 @@ class Proc:
             return "\n".join(text[-lines:])
         return ""
 
-    def stop(self, timeout: float = 20.0) -> None:
+    async def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM (the service finishes what it holds), then SIGKILL after `timeout`.
+        Waits without blocking the event loop: the Graph stand-in must keep answering
+        while the service shuts down."""
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
             try:
-                self.popen.wait(timeout)
+                await asyncio.to_thread(self.popen.wait, timeout)
             except subprocess.TimeoutExpired:
                 self.popen.kill()
-                self.popen.wait(5)
+                await asyncio.to_thread(self.popen.wait)
         if self._log is not None:
             self._log.close()
             self._log = None
