@@ -350,6 +350,7 @@ class Bench:
             window = await self._load(s, poster)
             drained = await ledger.drain(a.drain)
             usage = await meter.stop()
+            backlog = await self._backlog(urls[0].replace("/webhooks/bot", "/metrics"))
             groups = ["background"] if s.kind == "burst" else None
             entry: dict[str, Any] = {
                 "name": s.name,
@@ -360,6 +361,9 @@ class Bench:
                 "drain_seconds": round(drained, 1),
                 "errors": dict(poster.errors),
                 "other_sends": ledger.other_sends,
+                # The service's own gauges after the drain: "lost" replies still queued
+                # (events, outbox rows) or dead-lettered.
+                "backlog_after_drain": backlog,
                 "graph_calls": dict(self.standin.calls),
                 "usage": _usage(usage, series=s.kind == "soak"),
             }
@@ -374,6 +378,26 @@ class Bench:
             await asyncio.gather(*(p.stop() for p in services))
             self.standin.reset(0, lambda *_: None)
             await self.db.drop(name)
+
+    async def _backlog(self, metrics_url: str) -> dict[str, float] | None:
+        wanted = {
+            "orchestrator_queue_depth": "events_pending",
+            "orchestrator_outbox_depth": "outbox_open",
+            "orchestrator_dead_letters": "dead_letters",
+            "orchestrator_oldest_pending_seconds": "oldest_pending_s",
+        }
+        try:
+            async with self.session.get(metrics_url) as r:
+                text = await r.text()
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in wanted:
+                with contextlib.suppress(ValueError):
+                    out[wanted[name]] = float(value)
+        return out or None
 
     async def _warm_up(self, urls: list[str]) -> None:
         """A few conversations first: connections, caches and the first disclosure path."""
@@ -456,6 +480,13 @@ def _one_line(entry: dict[str, Any]) -> str:
         f"e2e p50 {r['e2e_p50_ms']} ms p99 {r['e2e_p99_ms']} ms, lost {r['lost']}, "
         f"dup {r['duplicated']}, order {r['order_violations']}"
     )
+    backlog = entry.get("backlog_after_drain")
+    if r.get("lost") and backlog:
+        line += (
+            f" (after the drain: {backlog.get('events_pending', 0):.0f} events pending, "
+            f"{backlog.get('outbox_open', 0):.0f} outbox rows open, "
+            f"{backlog.get('dead_letters', 0):.0f} dead letters)"
+        )
     if "burst" in entry:
         b = entry["burst"]
         line += (
@@ -487,14 +518,14 @@ async def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         )
     for s in results["scenarios"]:
         if "burst" in s:
-            b = s["burst"]
+            b = {k: ("—" if v is None else v) for k, v in s["burst"].items()}
             print(
-                f"{s['name']}: other conversations' reply p50 before the POST "
-                f"{b.get('others_p50_before_ms')} ms, p99 after {b.get('others_p99_after_ms')} ms "
-                f"(max {b.get('others_max_after_ms')} ms; {b.get('others_after_answered')}/"
-                f"{b.get('others_after_posted')} answered); the POST was acknowledged in "
-                f"{b.get('burst_ack_ms')} ms, its {b.get('burst_replies')}/{b.get('burst_items')} "
-                f"replies all sent after {b.get('burst_all_answered_s')} s"
+                f"{s['name']}: other conversations' replies: p50 {b['others_p50_before_ms']} ms "
+                f"before the POST; after it p99 {b['others_p99_after_ms']} ms, max "
+                f"{b['others_max_after_ms']} ms, {b['others_after_answered']}/"
+                f"{b['others_after_posted']} answered. The POST was acknowledged in "
+                f"{b['burst_ack_ms']} ms; {b['burst_replies']}/{b['burst_items']} of its "
+                f"replies sent (all after {b['burst_all_answered_s']} s)"
             )
         if "service_rss_mb_over_time" in s["usage"]:
             print(f"{s['name']}: service RSS (s, MB): {s['usage']['service_rss_mb_over_time']}")
