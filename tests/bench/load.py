@@ -22,7 +22,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import aiohttp
@@ -42,7 +42,7 @@ def igsid(prefix: str, conv: int) -> str:
     return f"{prefix}{conv:07d}"
 
 
-@dataclass
+@dataclass(slots=True)
 class Msg:
     uid: str
     conv: int
@@ -54,7 +54,8 @@ class Msg:
     index: int = 0
     ack: float | None = None  # 200 received
     status: int | None = None  # HTTP status, or None for a connection error
-    replies: list[float] = field(default_factory=list)
+    reply: float | None = None  # when its reply first reached the stand-in
+    copies: int = 0  # how many times it was answered (more than 1: duplicated)
 
 
 class Ledger:
@@ -62,6 +63,7 @@ class Ledger:
 
     def __init__(self) -> None:
         self.msgs: dict[str, Msg] = {}
+        self.outstanding = 0  # acknowledged, not answered yet
         self.other_sends = 0  # disclosures and anything not ours
         self.unknown_replies = 0
         self._waiters: dict[str, asyncio.Future[None]] = {}
@@ -83,7 +85,12 @@ class Ledger:
         if msg is None:
             self.unknown_replies += 1
             return
-        msg.replies.append(arrived)
+        msg.copies += 1
+        if msg.reply is not None:
+            return
+        msg.reply = arrived
+        if msg.ack is not None:
+            self.outstanding -= 1
         waiter = self._waiters.pop(msg.uid, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -91,21 +98,23 @@ class Ledger:
 
     def waiter(self, uid: str) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self.msgs[uid].replies:
+        if self.msgs[uid].reply is not None:
             fut.set_result(None)
         else:
             self._waiters[uid] = fut
         return fut
 
-    def unanswered(self) -> int:
-        return sum(1 for m in self.msgs.values() if m.ack is not None and not m.replies)
+    def acknowledged(self, msg: Msg, at: float) -> None:
+        msg.ack = at
+        if msg.reply is None:
+            self.outstanding += 1
 
     async def drain(self, timeout: float, grace: float = 0.5) -> float:
         """Wait until every acknowledged message is answered (or `timeout`); returns the
         seconds waited. A short grace afterwards lets a duplicate show up."""
         began = time.perf_counter()
         deadline = began + timeout
-        while self.unanswered() and time.perf_counter() < deadline:
+        while self.outstanding and time.perf_counter() < deadline:
             self.answered.clear()
             try:
                 await asyncio.wait_for(
@@ -182,7 +191,7 @@ class Poster:
         for m in msgs:
             m.status = status
             if status == 200:
-                m.ack = now
+                self.ledger.acknowledged(m, now)
         if status is not None and status != 200:
             self.errors[f"HTTP {status}"] += 1
         return status == 200

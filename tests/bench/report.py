@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -19,25 +20,35 @@ def pct(values: Sequence[float], p: float) -> float | None:
     return round(ordered[rank] * 1000, 1)
 
 
-def _before(a: Msg, b: Msg) -> bool:
-    """`a` was sent before `b` for certain: earlier in the same POST, or acknowledged before
-    `b`'s POST started. Only such pairs can break per-conversation order."""
-    if a.post == b.post:
-        return a.index < b.index
-    return a.ack is not None and a.ack <= b.start
-
-
 def order_violations(msgs: Iterable[Msg]) -> int:
-    """Replies that reached Meta before the reply to a message sent earlier in the same
-    conversation."""
+    """Replies that reached Meta before the reply to a message certainly sent before them in
+    the same conversation: earlier in the same POST (Meta's array order), or acknowledged
+    before their POST started. Overlapping POSTs have no order to keep."""
     by_conv: dict[int, list[Msg]] = defaultdict(list)
     for m in msgs:
-        if m.replies:
+        if m.reply is not None and m.ack is not None:
             by_conv[m.conv].append(m)
     bad = 0
     for items in by_conv.values():
+        # Latest reply among the messages acknowledged by time t (a prefix when sorted by ack).
+        by_ack = sorted(items, key=lambda m: m.ack or 0.0)
+        acks = [m.ack or 0.0 for m in by_ack]
+        prefix_max: list[float] = []
+        for m in by_ack:
+            assert m.reply is not None
+            prefix_max.append(max(prefix_max[-1] if prefix_max else -math.inf, m.reply))
+        # Latest reply among earlier items of the same POST.
+        earlier_in_post: dict[int, float] = {}
+        post_max: dict[int, float] = {}
+        for m in sorted(items, key=lambda m: (m.post, m.index)):
+            assert m.reply is not None
+            earlier_in_post[id(m)] = post_max.get(m.post, -math.inf)
+            post_max[m.post] = max(earlier_in_post[id(m)], m.reply)
         for b in items:
-            if any(_before(a, b) and a.replies[0] > b.replies[0] for a in items if a is not b):
+            assert b.reply is not None
+            n = bisect.bisect_right(acks, b.start)
+            before = prefix_max[n - 1] if n else -math.inf
+            if before > b.reply or earlier_in_post[id(b)] > b.reply:
                 bad += 1
     return bad
 
@@ -67,21 +78,23 @@ def summarize(
     }
     if completion == "ack":
         return out
-    answered = [m for m in acked if m.replies]
-    e2e = [m.replies[0] - m.start for m in answered]
-    last_reply = max((m.replies[0] for m in answered), default=window.started)
+    answered = [m for m in acked if m.reply is not None]
+    e2e = [m.reply - m.start for m in answered if m.reply is not None]
+    last_reply = max((m.reply for m in answered if m.reply is not None), default=window.started)
     out.update(
         {
             "replies": len(answered),
             "replies_per_s": round(len(answered) / max(last_reply - window.started, 1e-9), 1)
             if answered
             else 0.0,
-            "replies_within_load": sum(1 for m in answered if m.replies[0] <= window.ended),
+            "replies_within_load": sum(
+                1 for m in answered if m.reply is not None and m.reply <= window.ended
+            ),
             "e2e_p50_ms": pct(e2e, 0.50),
             "e2e_p99_ms": pct(e2e, 0.99),
             "e2e_max_ms": pct(e2e, 1.0),
             "lost": len(acked) - len(answered),
-            "duplicated": sum(len(m.replies) - 1 for m in msgs if m.replies),
+            "duplicated": sum(m.copies - 1 for m in msgs if m.copies > 1),
             "order_violations": order_violations(acked),
         }
     )
@@ -91,13 +104,15 @@ def summarize(
 def burst_figures(ledger: Ledger) -> dict[str, Any]:
     """How much the big POST delayed the other conversations' replies."""
     burst = [m for m in ledger.msgs.values() if m.group == "burst"]
-    background = [m for m in ledger.msgs.values() if m.group == "background" and m.replies]
+    background = [
+        m for m in ledger.msgs.values() if m.group == "background" and m.reply is not None
+    ]
     if not burst:
         return {}
     t0 = burst[0].start
-    before = [m.replies[0] - m.start for m in background if m.start < t0]
-    after = [m.replies[0] - m.start for m in background if m.start >= t0]
-    burst_done = [m.replies[0] for m in burst if m.replies]
+    before = [m.reply - m.start for m in background if m.reply is not None and m.start < t0]
+    after = [m.reply - m.start for m in background if m.reply is not None and m.start >= t0]
+    burst_done = [m.reply for m in burst if m.reply is not None]
     p50_before = pct(before, 0.5)
     p99_after = pct(after, 0.99)
     return {
