@@ -203,6 +203,7 @@ class Window:
 
     started: float
     ended: float
+    drained: float | None = None  # when the wait for the last replies ended
 
 
 def _sequencer(conversations: int, offset: int = 0) -> Callable[[int], tuple[int, int]]:

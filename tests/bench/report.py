@@ -20,6 +20,18 @@ def pct(values: Sequence[float], p: float) -> float | None:
     return round(ordered[rank] * 1000, 1)
 
 
+def censored_pct(
+    name: str, values: Sequence[float], lower_bounds: Sequence[float], p: float
+) -> dict[str, Any]:
+    """Percentile over answered values and unanswered lower bounds together."""
+    marked = sorted([(v, False) for v in values] + [(v, True) for v in lower_bounds])
+    if not marked:
+        return {f"{name}_ms": None, f"{name}_censored": False}
+    rank = max(0, min(len(marked) - 1, math.ceil(p * len(marked)) - 1))
+    value, censored = marked[rank]
+    return {f"{name}_ms": round(value * 1000, 1), f"{name}_censored": censored}
+
+
 def order_violations(msgs: Iterable[Msg]) -> int:
     """Replies that reached Meta before the reply to a message certainly sent before them in
     the same conversation: earlier in the same POST (Meta's array order), or acknowledged
@@ -80,6 +92,10 @@ def summarize(
         return out
     answered = [m for m in acked if m.reply is not None]
     e2e = [m.reply - m.start for m in answered if m.reply is not None]
+    # A message never answered counts as "at least until the drain ended": when such a
+    # value sets a percentile, that percentile is only a lower bound (`*_censored`).
+    end = window.drained or window.ended
+    lower_bounds = [end - m.start for m in acked if m.reply is None]
     last_reply = max((m.reply for m in answered if m.reply is not None), default=window.started)
     out.update(
         {
@@ -90,9 +106,11 @@ def summarize(
             "replies_within_load": sum(
                 1 for m in answered if m.reply is not None and m.reply <= window.ended
             ),
-            "e2e_p50_ms": pct(e2e, 0.50),
-            "e2e_p99_ms": pct(e2e, 0.99),
-            "e2e_max_ms": pct(e2e, 1.0),
+            **censored_pct("e2e_p50", e2e, lower_bounds, 0.50),
+            **censored_pct("e2e_p99", e2e, lower_bounds, 0.99),
+            **censored_pct("e2e_max", e2e, lower_bounds, 1.0),
+            "answered_e2e_p50_ms": pct(e2e, 0.50),
+            "answered_e2e_p99_ms": pct(e2e, 0.99),
             "lost": len(acked) - len(answered),
             "duplicated": sum(m.copies - 1 for m in msgs if m.copies > 1),
             "order_violations": order_violations(acked),
@@ -145,6 +163,11 @@ def _fmt(value: Any, suffix: str = "") -> str:
     return f"{value}{suffix}"
 
 
+def latency(r: dict[str, Any], name: str) -> str:
+    text = _fmt(r.get(f"{name}_ms"), " ms")
+    return f">{text}" if r.get(f"{name}_censored") else text
+
+
 def table(results: dict[str, Any]) -> str:
     head = (
         f"{'scenario':<24} {'acked/s':>8} {'replies/s':>9} {'e2e p50':>9} {'e2e p99':>9} "
@@ -163,7 +186,7 @@ def table(results: dict[str, Any]) -> str:
         )
         lines.append(
             f"{s['name']:<24} {_fmt(r.get('acked_per_s')):>8} {_fmt(r.get('replies_per_s')):>9} "
-            f"{_fmt(r.get('e2e_p50_ms'), ' ms'):>9} {_fmt(r.get('e2e_p99_ms'), ' ms'):>9} "
+            f"{latency(r, 'e2e_p50'):>9} {latency(r, 'e2e_p99'):>9} "
             f"{_fmt(r.get('lost')):>6} {_fmt(r.get('duplicated')):>4} "
             f"{_fmt(r.get('order_violations')):>5} {_fmt(u.get('service_cpu_s'), ' s'):>8} "
             f"{_fmt(u.get('service_peak_rss_mb'), ' MB'):>8} {_fmt(u.get('db_cpu_s'), ' s'):>7} "

@@ -349,6 +349,7 @@ class Bench:
             meter.start()
             window = await self._load(s, poster)
             drained = await ledger.drain(a.drain)
+            window.drained = time.perf_counter()
             usage = await meter.stop()
             backlog = await self._backlog(urls[0].replace("/webhooks/bot", "/metrics"))
             groups = ["background"] if s.kind == "burst" else None
@@ -477,7 +478,8 @@ def _one_line(entry: dict[str, Any]) -> str:
     r = entry["result"]
     line = (
         f"acked/s {r['acked_per_s']}, replies/s {r['replies_per_s']}, "
-        f"e2e p50 {r['e2e_p50_ms']} ms p99 {r['e2e_p99_ms']} ms, lost {r['lost']}, "
+        f"e2e p50 {report.latency(r, 'e2e_p50')} p99 {report.latency(r, 'e2e_p99')}, "
+        f"lost {r['lost']}, "
         f"dup {r['duplicated']}, order {r['order_violations']}"
     )
     backlog = entry.get("backlog_after_drain")

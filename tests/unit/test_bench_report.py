@@ -56,7 +56,10 @@ def test_summary_counts_lost_and_duplicated_replies() -> None:
         ledger.acknowledged(m, 0.1)
     r = summarize(ledger, Window(0.0, 1.0), completion="reply")
     assert (r["acknowledged"], r["replies"], r["lost"], r["duplicated"]) == (2, 1, 1, 1)
-    assert r["e2e_p50_ms"] == 200.0
+    assert (r["e2e_p50_ms"], r["e2e_p50_censored"]) == (200.0, False)
+    # The unanswered message counts as "at least until the end": p99 is only a lower bound.
+    assert (r["e2e_p99_ms"], r["e2e_p99_censored"]) == (1000.0, True)
+    assert r["answered_e2e_p99_ms"] == 200.0
 
 
 def test_percentiles_are_nearest_rank() -> None:
