@@ -5,16 +5,20 @@ INSERT per event (deduplicated on the message id) before answering 200, on the s
 PostgreSQL as the service. No state machine, no outbox, no reply: what the service does
 beyond this is what the ratio in the benchmark's table shows.
 
-Run by the benchmark as `python -m tests.bench.baseline PORT DATABASE_URL` with the app
-secret in BASELINE_APP_SECRET.
+Run by the benchmark as `python -m tests.bench.baseline PORT DATABASE_URL [GRAPH_URL]` with
+the app secret in BASELINE_APP_SECRET. With GRAPH_URL it also echoes each message to the Send
+API there after the commit (not durably): the `harness-ceiling` scenario, the most this
+machine and harness can show for "one INSERT and one Graph call per message".
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
 
+import aiohttp
 import asyncpg
 from aiohttp import web
 
@@ -35,17 +39,33 @@ ON CONFLICT (dedup_key) DO NOTHING
 """
 
 POOL = web.AppKey("pool", asyncpg.Pool)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
 
 
-def build(database_url: str, secret: str) -> web.Application:
+def build(database_url: str, secret: str, graph_url: str | None = None) -> web.Application:
+    pending: set[asyncio.Task[None]] = set()
+
     async def pool_ctx(app: web.Application):  # type: ignore[no-untyped-def]
         pool = await asyncpg.create_pool(database_url, min_size=2, max_size=10)
         assert pool is not None
         async with pool.acquire() as conn:
             await conn.execute(SCHEMA)
         app[POOL] = pool
-        yield
+        async with aiohttp.ClientSession() as http:
+            app[HTTP] = http
+            yield
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
         await pool.close()
+
+    async def echo(http: aiohttp.ClientSession, item: dict[str, object]) -> None:
+        message = item.get("message")
+        sender = item.get("sender")
+        if not isinstance(message, dict) or not isinstance(sender, dict):
+            return
+        body = {"recipient": {"id": sender.get("id")}, "message": {"text": message.get("text")}}
+        async with http.post(f"{graph_url}/v25.0/me/messages", json=body) as r:
+            await r.read()
 
     async def receive(request: web.Request) -> web.Response:
         raw = await request.read()
@@ -66,6 +86,12 @@ def build(database_url: str, secret: str) -> web.Application:
             else:
                 async with conn.transaction():
                     await conn.executemany(INSERT, rows)
+        if graph_url:
+            for entry in body.get("entry", []):
+                for item in entry.get("messaging", []):
+                    task = asyncio.create_task(echo(request.app[HTTP], item))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
         return web.json_response({"status": "ok"})
 
     async def ready(_: web.Request) -> web.Response:
@@ -79,8 +105,9 @@ def build(database_url: str, secret: str) -> web.Application:
 
 if __name__ == "__main__":
     port, url = int(sys.argv[1]), sys.argv[2]
+    graph = sys.argv[3] if len(sys.argv) > 3 else None
     web.run_app(
-        build(url, os.environ["BASELINE_APP_SECRET"]),
+        build(url, os.environ["BASELINE_APP_SECRET"], graph),
         host="127.0.0.1",
         port=port,
         access_log=None,

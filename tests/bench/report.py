@@ -159,6 +159,8 @@ def _fmt(value: Any, suffix: str = "") -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
+        if value < 10:
+            return f"{value:.2f}{suffix}"
         return f"{value:,.1f}{suffix}" if value < 100 else f"{value:,.0f}{suffix}"
     return f"{value}{suffix}"
 
@@ -172,6 +174,7 @@ def table(results: dict[str, Any]) -> str:
     head = (
         f"{'scenario':<24} {'acked/s':>8} {'replies/s':>9} {'e2e p50':>9} {'e2e p99':>9} "
         f"{'lost':>6} {'dup':>4} {'order':>5} {'svc CPU':>8} {'svc RSS':>8} {'db CPU':>7} "
+        f"{'CPU/msg':>8} "
         f"{'vs baseline':>24}"
     )
     lines = [head, "-" * len(head)]
@@ -190,7 +193,7 @@ def table(results: dict[str, Any]) -> str:
             f"{_fmt(r.get('lost')):>6} {_fmt(r.get('duplicated')):>4} "
             f"{_fmt(r.get('order_violations')):>5} {_fmt(u.get('service_cpu_s'), ' s'):>8} "
             f"{_fmt(u.get('service_peak_rss_mb'), ' MB'):>8} {_fmt(u.get('db_cpu_s'), ' s'):>7} "
-            f"{vs:>24}"
+            f"{_fmt(u.get('cpu_ms_per_message'), ' ms'):>8} {vs:>24}"
         )
     for b in results.get("baseline", []):
         r, u = b["result"], b.get("usage", {})
@@ -198,6 +201,7 @@ def table(results: dict[str, Any]) -> str:
             f"{'baseline ' + b['load']:<24} {_fmt(r.get('acked_per_s')):>8} {'—':>9} "
             f"{_fmt(r.get('ack_p50_ms'), ' ms'):>9} {_fmt(r.get('ack_p99_ms'), ' ms'):>9} "
             f"{'':>6} {'':>4} {'':>5} {_fmt(u.get('service_cpu_s'), ' s'):>8} "
-            f"{_fmt(u.get('service_peak_rss_mb'), ' MB'):>8} {_fmt(u.get('db_cpu_s'), ' s'):>7}"
+            f"{_fmt(u.get('service_peak_rss_mb'), ' MB'):>8} {_fmt(u.get('db_cpu_s'), ' s'):>7} "
+            f"{_fmt(u.get('cpu_ms_per_message'), ' ms'):>8}"
         )
     return "\n".join(lines)

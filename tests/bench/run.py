@@ -83,6 +83,11 @@ SCENARIOS = {
         ),
         Scenario("burst-1000", "1,000-item POST + 50/s on other conversations", "burst", 50),
         Scenario("soak", "long soak (--soak N messages), RSS over time", "soak"),
+        Scenario(
+            "harness-ceiling",
+            "closed loop against a bare echo (verify, one INSERT, 200, one Graph call)",
+            "ceiling",
+        ),
     )
 }
 DEFAULT = ["closed", "open-50", "open-500", "open-500-graph-150ms", "burst-1000"]
@@ -157,6 +162,7 @@ class Bench:
         self.db: Database | None = None
         self.standin = GraphStandIn(BOT_APP_ID, on_send=lambda *_: None)
         self.baselines: dict[str, dict[str, Any]] = {}
+        self.graph_url = ""
 
     @staticmethod
     def _say(message: str) -> None:
@@ -184,7 +190,7 @@ class Bench:
         self.db = Database(args.database_url, args.pg_dir)
         if self.service_cores:
             self.db.pin(self.service_cores)
-        graph_url = await self.standin.start()
+        graph_url = self.graph_url = await self.standin.start()
         config_path = self.workdir / "orchestrator.toml"
         config_path.write_text(
             config_toml(graph_url, standby=not args.no_standby), encoding="utf-8"
@@ -226,7 +232,10 @@ class Bench:
             for name in args.scenario:
                 scenario = SCENARIOS[name]
                 self.say(f"-- {name}: {scenario.description}")
-                entry = await self.run_scenario(scenario, config_path, split)
+                if scenario.kind == "ceiling":
+                    entry = await self.run_ceiling(scenario)
+                else:
+                    entry = await self.run_scenario(scenario, config_path, split)
                 base = self.baselines.get(scenario.baseline or "")
                 if base is not None:
                     entry["vs_baseline"] = ratio(entry["result"], base["result"])
@@ -308,7 +317,7 @@ class Bench:
                     "load": load,
                     "result": report.summarize(ledger, window, completion="ack"),
                     "errors": dict(poster.errors),
-                    "usage": _usage(usage),
+                    "usage": _usage(usage, ledger),
                 }
                 self.baselines[load] = entry
                 results["baseline"].append(entry)
@@ -319,6 +328,48 @@ class Bench:
                 )
         finally:
             await proc.stop()
+            await self.db.drop(name)
+
+    async def run_ceiling(self, s: Scenario) -> dict[str, Any]:
+        """The most this harness can show on this machine for a reply that costs one
+        committed INSERT and one Graph call: the same closed loop against
+        `tests/bench/baseline.py` echoing each message to the stand-in."""
+        assert self.db is not None
+        name = f"bench_ceiling_{uuid.uuid4().hex[:6]}"
+        url = await self.db.create(name)
+        port = free_port()
+        proc = spawn(
+            "ceiling",
+            [sys.executable, "-m", "tests.bench.baseline", str(port), url, self.graph_url],
+            {"BASELINE_APP_SECRET": self.secret},
+            self.workdir,
+            port,
+            self.service_cores,
+        )
+        try:
+            await wait_ready([proc])
+            ledger = Ledger()
+            self.standin.reset(0, ledger.on_send)
+            poster = self._poster([f"http://127.0.0.1:{port}/webhooks/bot"], ledger)
+            meter = procs.Meter([proc.pid], self.db.pid)
+            meter.start()
+            window = await self._loads()["closed"](poster, "reply", 0)
+            await ledger.drain(self.args.drain)
+            window.drained = time.perf_counter()
+            usage = await meter.stop()
+            return {
+                "name": s.name,
+                "description": s.description,
+                "graph_latency_ms": 0,
+                "result": report.summarize(ledger, window, completion="reply"),
+                "errors": dict(poster.errors),
+                "other_sends": ledger.other_sends,
+                "graph_calls": dict(self.standin.calls),
+                "usage": _usage(usage, ledger),
+            }
+        finally:
+            await proc.stop()
+            self.standin.reset(0, lambda *_: None)
             await self.db.drop(name)
 
     async def run_scenario(self, s: Scenario, config_path: Path, split: bool) -> dict[str, Any]:
@@ -366,7 +417,7 @@ class Bench:
                 # (events, outbox rows) or dead-lettered.
                 "backlog_after_drain": backlog,
                 "graph_calls": dict(self.standin.calls),
-                "usage": _usage(usage, series=s.kind == "soak"),
+                "usage": _usage(usage, ledger, series=s.kind == "soak"),
             }
             if s.kind == "burst":
                 entry["burst"] = report.burst_figures(ledger)
@@ -461,10 +512,15 @@ def ratio(ours: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _usage(u: procs.Usage, *, series: bool = False) -> dict[str, Any]:
+def _usage(u: procs.Usage, ledger: Ledger, *, series: bool = False) -> dict[str, Any]:
+    acked = sum(1 for m in ledger.msgs.values() if m.ack is not None)
+    cpu = u.service_cpu_s + (u.db_cpu_s or 0.0)
     out: dict[str, Any] = {
         "service_cpu_s": u.service_cpu_s,
         "db_cpu_s": u.db_cpu_s,
+        # Service + PostgreSQL CPU per acknowledged message: steadier than throughput on a
+        # shared machine; comparable between runs when nothing was lost.
+        "cpu_ms_per_message": round(cpu / acked * 1000, 2) if acked else None,
         "service_peak_rss_mb": u.service_peak_rss_mb,
         "db_peak_pss_mb": u.db_peak_pss_mb,
         "loadgen_cpu_s": u.loadgen_cpu_s,

@@ -43,6 +43,7 @@ async def test_bench_harness_reports_every_reply(pg_server_url: str, tmp_path: P
     assert scenario["errors"] == {}
     assert scenario["usage"]["service_cpu_s"] > 0
     assert scenario["usage"]["service_peak_rss_mb"] > 0
+    assert scenario["usage"]["cpu_ms_per_message"] > 0
     [baseline] = results["baseline"]
     assert baseline["load"] == "closed"
     assert baseline["result"]["acknowledged"] == MESSAGES
