@@ -146,6 +146,7 @@ class Poster:
         self.prefix = customer_prefix
         self._rr = itertools.cycle(range(len(self.urls)))
         self.errors: dict[str, int] = defaultdict(int)
+        self.per_url = [0] * len(self.urls)  # POSTs sent to each service process
 
     def body(self, msgs: Sequence[Msg]) -> bytes:
         now_ms = int(time.time() * 1000)
@@ -175,7 +176,9 @@ class Poster:
         for i, m in enumerate(msgs):
             m.post, m.index, m.sent = post, i, began
         raw = self.body(msgs)
-        url = self.urls[next(self._rr)]
+        which = next(self._rr)
+        self.per_url[which] += 1
+        url = self.urls[which]
         headers = {
             "X-Hub-Signature-256": sign(self.secret, raw),
             "Content-Type": "application/json",

@@ -412,6 +412,7 @@ class Bench:
                 "result": report.summarize(ledger, window, completion="reply", groups=groups),
                 "drain_seconds": round(drained, 1),
                 "errors": dict(poster.errors),
+                "posts_per_process": poster.per_url,
                 "other_sends": ledger.other_sends,
                 # The service's own gauges after the drain: "lost" replies still queued
                 # (events, outbox rows) or dead-lettered.

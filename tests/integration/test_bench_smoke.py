@@ -7,12 +7,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.bench import run
 
 MESSAGES = 20
 
 
-async def test_bench_harness_reports_every_reply(pg_server_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_bench_harness_reports_every_reply(
+    pg_server_url: str, tmp_path: Path, processes: int
+) -> None:
+    """With 2 processes the load is spread over two `serve` processes sharing the database."""
     out = tmp_path / "bench.json"
     results = await run.main(
         [
@@ -21,6 +27,7 @@ async def test_bench_harness_reports_every_reply(pg_server_url: str, tmp_path: P
             "--seconds", "120",
             "--in-flight", "4",
             "--conversations", "5",
+            "--processes", str(processes),
             "--drain", "60",
             "--no-pin",
             "--database-url", pg_server_url,
@@ -49,3 +56,6 @@ async def test_bench_harness_reports_every_reply(pg_server_url: str, tmp_path: P
     assert baseline["result"]["acknowledged"] == MESSAGES
     assert scenario["vs_baseline"]["throughput"] > 0
     assert "not pinned" in results["pinning"]
+    assert results["topology"] == f"{processes} x orchestrator serve"
+    assert len(scenario["posts_per_process"]) == processes
+    assert all(n > 0 for n in scenario["posts_per_process"])
