@@ -236,10 +236,6 @@ def spawn(
     log_path = log_dir / f"{name}.log"
     log = log_path.open("wb")
 
-    def pin_self() -> None:  # runs in the child before exec: every thread inherits it
-        if cores:
-            os.sched_setaffinity(0, cores)
-
     full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
     popen = subprocess.Popen(
         argv,
@@ -248,8 +244,11 @@ def spawn(
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
-        preexec_fn=pin_self if cores else None,  # before exec, single-threaded
     )
+    if cores:
+        # At once, while the new interpreter is still starting: the threads and processes
+        # it creates later inherit the affinity.
+        procs.pin([popen.pid], cores)
     return Proc(name=name, popen=popen, log_path=log_path, port=port, _log=log)
 
 
