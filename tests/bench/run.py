@@ -383,7 +383,8 @@ class Bench:
             env=self.env,
             processes=a.processes,
             split=split,
-            log_dir=self.workdir,
+            # A soak's logs (several lines per message) could fill the disk: kept on request.
+            log_dir=self.workdir if s.kind != "soak" or a.keep_logs else None,
             cores=self.service_cores,
         )
         try:

@@ -229,11 +229,13 @@ def spawn(
     name: str,
     argv: list[str],
     env: dict[str, str],
-    log_dir: Path,
+    log_dir: Path | None,
     port: int | None,
     cores: set[int] | None,
 ) -> Proc:
-    log_path = log_dir / f"{name}.log"
+    """Start one child with its output in `log_dir/<name>.log` (None: discarded, for long
+    soaks whose logs would fill the disk)."""
+    log_path = log_dir / f"{name}.log" if log_dir else Path(os.devnull)
     log = log_path.open("wb")
 
     full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
@@ -259,7 +261,7 @@ def start_services(
     env: dict[str, str],
     processes: int,
     split: bool,
-    log_dir: Path,
+    log_dir: Path | None,
     cores: set[int] | None,
 ) -> list[Proc]:
     """N x `orchestrator serve` (role all) on their own ports, or, with `split`, one
