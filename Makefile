@@ -26,8 +26,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# End-to-end benchmark (a few minutes; prints a table, writes bench-results.json, asserts
+# nothing). Options: make bench BENCH_ARGS="--scenario closed --seconds 5"
 bench: $(STAMP)
-	$(BIN)/python -m tests.bench.run
+	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
 
 diagram: $(STAMP)
 	$(BIN)/orchestrator diagram
