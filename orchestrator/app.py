@@ -24,7 +24,13 @@ from orchestrator.engine.policy import build_policy
 from orchestrator.engine.processing import ConversationProcessor
 from orchestrator.engine.runtime import Runtime
 from orchestrator.engine.subapps import AppContext, load_subapp
-from orchestrator.engine.wakeup import CHANNEL, OUTBOX_CHANNEL, Waker
+from orchestrator.engine.wakeup import (
+    CHANNEL,
+    LISTENER_NAME,
+    OUTBOX_CHANNEL,
+    Waker,
+    watch_peers,
+)
 from orchestrator.engine.worker import EventWorker
 from orchestrator.graph import CallRecord, GraphClient, Rate, RateLimiter, RateLimits, RetryPolicy
 from orchestrator.ingress import webhooks
@@ -162,7 +168,9 @@ async def _background(app: web.Application, poll_interval: float) -> AsyncIterat
     stop = asyncio.Event()
     assert rt.outbox_waker is not None
     event_wake, outbox_wake = rt.waker.local, rt.outbox_waker.local
-    listener: asyncpg.Connection = await asyncpg.connect(app[DB_URL])
+    listener: asyncpg.Connection = await asyncpg.connect(
+        app[DB_URL], server_settings={"application_name": LISTENER_NAME}
+    )
 
     def on_notify(_c: object, _pid: int, channel: str, _payload: str) -> None:
         (event_wake if channel == CHANNEL else outbox_wake).set()
@@ -196,6 +204,12 @@ async def _background(app: web.Application, poll_interval: float) -> AsyncIterat
         for i in range(s.dispatchers)
     ]
     tasks += [asyncio.create_task(d.run(stop, outbox_wake), name=d.name) for d in dispatchers]
+    tasks.append(
+        asyncio.create_task(
+            watch_peers(rt.pool, listener.get_server_pid(), [rt.waker, rt.outbox_waker], stop),
+            name="peers",
+        )
+    )
     tasks.append(
         asyncio.create_task(
             maintain(rt, dispatchers[0], stop, retention_s=s.retention.total_seconds()),

@@ -5,6 +5,11 @@ NOTIFY, coalesced over a few milliseconds. Issuing NOTIFY inside every transacti
 global lock at each commit (PostgreSQL serialises notifying commits) and cost about a fifth
 of ingress throughput; a hint needs no such precision, and polling still guarantees progress
 if a notification is lost.
+
+A process alone on its database needs no NOTIFY at all: `watch_peers` looks every few
+seconds for other processes' listeners (`LISTENER_NAME` in pg_stat_activity) and the wakers
+skip the round trip while there are none. A process that joins is noticed within
+`PEERS_EVERY_S`; until then it finds its work by polling.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import structlog
 log = structlog.get_logger(__name__)
 CHANNEL = "orchestrator_events"
 OUTBOX_CHANNEL = "orchestrator_outbox"
+LISTENER_NAME = "orchestrator-listener"
+PEERS_EVERY_S = 2.0
 
 
 class Waker:
@@ -29,9 +36,14 @@ class Waker:
         self.local = asyncio.Event()
         self.coalesce_s = coalesce_s
         self._pending: asyncio.Task[None] | None = None
+        # Unknown until `watch_peers` looked: notify (an ingress-only process never looks,
+        # and always notifies).
+        self.peers = True
 
     def poke(self) -> None:
         self.local.set()
+        if not self.peers:
+            return
         if self._pending is None or self._pending.done():
             self._pending = asyncio.create_task(self._notify(), name=f"notify-{self.channel}")
 
@@ -44,3 +56,20 @@ class Waker:
         if self._pending is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pending
+
+
+async def watch_peers(
+    pool: asyncpg.Pool, own_listener_pid: int, wakers: list[Waker], stop: asyncio.Event
+) -> None:
+    """Keep `Waker.peers` true while another process listens on this database."""
+    while not stop.is_set():
+        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            others = await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND pid <> $2",
+                LISTENER_NAME,
+                own_listener_pid,
+            )
+            for waker in wakers:
+                waker.peers = bool(others)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PEERS_EVERY_S)

@@ -74,17 +74,21 @@ $$;
 -- (throttled by Meta): their rows wait. Each claim gets a fresh lease token and an expiry
 -- that the dispatcher refreshes while the call runs. `status = 'pending'` is re-checked on
 -- the locked row, so a head completed by another process meanwhile is never taken again.
--- A function so that its plan can be pinned: `enable_seqscan = off` keeps the claim on the
--- partial index of open rows even when the table's statistics are stale (a queue table's
--- row counts change faster than autovacuum analyses it, and a sequential scan of every done
--- row on each claim cost milliseconds).
+-- A PL/pgSQL function so that its plan is cached per connection (an SQL-language function
+-- is planned on every call, which cost more than running it) and pinned: `enable_seqscan =
+-- off` keeps the claim on the partial index of open rows even when the table's statistics
+-- are stale (a queue table's row counts change faster than autovacuum analyses it, and a
+-- sequential scan of every done row on each claim cost milliseconds).
 CREATE FUNCTION orchestrator_claim_outbox(
     p_now timestamptz, p_limit integer, p_paused text[], p_lease_s double precision
 ) RETURNS TABLE (id bigint, conversation_id bigint, event_id bigint, kind text, app text,
                  lane text, payload jsonb, attempts integer, created_at timestamptz,
                  lease_token uuid, account_id text, customer_id text, state text,
                  owner_app text, view jsonb)
-LANGUAGE sql VOLATILE SET enable_seqscan = off AS $$
+LANGUAGE plpgsql VOLATILE SET enable_seqscan = off AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
 WITH heads AS (
     SELECT DISTINCT ON (conversation_id, lane) id, status, available_at, account_id
     FROM outbox WHERE status IN ('pending', 'doing')
@@ -99,7 +103,7 @@ WITH heads AS (
     SELECT o.id FROM outbox o
     WHERE o.id IN (SELECT id FROM ready) AND o.status = 'pending'
     FOR UPDATE OF o SKIP LOCKED
-)
+), claimed AS (
 UPDATE outbox o
 SET status = 'doing', attempts = o.attempts + 1, lease_token = gen_random_uuid(),
     lease_expires_at = now() + make_interval(secs => p_lease_s)
@@ -107,7 +111,10 @@ FROM locked, conversations c
 WHERE o.id = locked.id AND c.id = o.conversation_id
 RETURNING o.id, o.conversation_id, o.event_id, o.kind, o.app, o.lane, o.payload, o.attempts,
           o.created_at, o.lease_token, c.account_id, c.customer_id, c.state, c.owner_app,
-          c.view;
+          c.view
+)
+SELECT * FROM claimed;
+END;
 $$;
 
 -- Queue tables change faster than the default autovacuum thresholds notice.
