@@ -117,7 +117,12 @@ class ConversationProcessor:
             return {"note": note, "state": conversation["state"]}
         decision = decide(view, trigger, now, rt.policy)
         await self._apply(conn, conversation, event, decision)
-        return self._result(event, decision)
+        # (from_state, trigger): which table row decided, for QA's scenario coverage.
+        return {
+            **self._result(event, decision),
+            "trigger": decision.trigger_name,
+            "from_state": str(view.state),
+        }
 
     async def _trigger(
         self, conn: asyncpg.Connection, conversation: dict[str, Any], row: Any
