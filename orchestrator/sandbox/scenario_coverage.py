@@ -60,7 +60,8 @@ TRIGGER_STEPS: dict[str, str] = {
     "timer:pending_timeout": "`advance` past `handover.pending_timeout` while pending",
     "timer:human_idle": "`advance` past `handover.human_idle_timeout` while a human holds it",
     "timer:control_expiry": "`advance` 24 h (or the extended time) without a customer message",
-    "timer:stale": "`advance` past a timer whose conversation moved on",
+    "timer:stale": "a timer firing with an older generation than its conversation's (a race "
+    "with another event; the sandbox deletes re-armed timers, so it does not occur there)",
 }
 
 

@@ -16,6 +16,8 @@ def render(result: ScenarioResult) -> str:
         lines.append(f"   {s.index:>3}  {'ok ' if s.ok else 'ERR'}  {s.action}")
         if s.note:
             lines.append(f"             · {s.note}")
+        if s.outcome:
+            lines.append(f"             → {s.outcome}")
         for problem in s.problems:
             first, *rest = problem.split("\n")
             lines.append(f"             ✗ {first}")

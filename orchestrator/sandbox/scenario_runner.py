@@ -43,6 +43,7 @@ class StepResult:
     problems: list[str] = field(default_factory=list)
     snapshot: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    outcome: str | None = None  # an act's answer, shown even when the step passes
 
     @property
     def label(self) -> str:
@@ -106,8 +107,11 @@ class Runner:
             seconds = time.perf_counter() - started
             note = step.get("note")
             result.steps.append(
-                StepResult(i, kind, action, note, not problems, problems, shot, seconds)
-            )
+                StepResult(
+                    i, kind, action, note, not problems, problems, shot, seconds,
+                    _outcome(obs.act) if obs is not None and obs.act is not None else None,
+                )
+            )  # fmt: skip
             if problems and not self.keep_going:
                 return  # later steps would mostly report consequences of this one
 
@@ -286,3 +290,10 @@ def _covered(obs: Observation) -> set[tuple[str, str]]:
         if result.get("trigger") and result.get("from_state"):
             out.add((str(result["from_state"]), str(result["trigger"])))
     return out
+
+
+def _outcome(act: ActOutcome) -> str:
+    status = f" (HTTP {act.status})" if act.status is not None else ""
+    if act.refusal:
+        return f"refused {act.refusal}{status}: {act.message}"
+    return f"accepted{status}"

@@ -476,6 +476,11 @@ FILE_KEYS = {
     "faults": "the simulator's faults from the start, as in the faults step",
     "steps": "the steps, in order",
 }
+ACT_ONLY = {
+    "refused": "a refusal",
+    "refusal_message": "a refusal",
+    "status": "an HTTP status",
+}
 EXPECT = Fields("expectations", **{n: Field(e.kind, e.doc) for n, e in EXPECTATIONS.items()})
 
 
@@ -531,6 +536,10 @@ def _check_step(step: Any, ctx: Ctx) -> None:
             ctx.fail("expect", "is empty; write the expectations or leave the key out")
         else:
             EXPECT.check(step["expect"], "expect", ctx)
+            if spec.name != "act" and isinstance(step["expect"], Mapping):
+                for key in ACT_ONLY:
+                    if key in step["expect"]:
+                        ctx.fail(join("expect", key), f"only an act step has {ACT_ONLY[key]}")
     if "as" in step:
         name = step["as"]
         if spec.names is None:

@@ -61,6 +61,8 @@ async def run_file(path: Path, database_url: str, *, keep_going: bool = False) -
             await Runner(sb, keep_going=keep_going).run(data, result)
     except ScenarioError as exc:
         result.error = str(exc)
+    except Exception as exc:  # the sandbox itself could not run: report it, run the next file
+        result.error = f"the sandbox failed: {type(exc).__name__}: {exc}"
     result.seconds = time.perf_counter() - started
     return result
 

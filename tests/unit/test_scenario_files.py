@@ -79,7 +79,9 @@ def test_every_mistake_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
     assert any("step 1: shout: unknown key" in line for line in lines)
     assert any("step 2: advance: expected a duration" in line for line in lines)
     assert any("step 3: unsend: unknown message reference 'iban'" in line for line in lines)
-    assert any("step 4: act.target: unknown key; did you mean 'target_app'?" in line for line in lines)
+    assert any(
+        "step 4: act.target: unknown key; did you mean 'target_app'?" in line for line in lines
+    )
 
 
 def test_a_message_name_must_be_given_before_it_is_used(tmp_path: Path) -> None:
@@ -97,7 +99,21 @@ def test_config_override_typos_are_errors(tmp_path: Path) -> None:
     error = _load_error(
         tmp_path, "config: {handover: {pending_timout: 5m}}\nsteps:\n  - say: Hallo\n"
     )
-    assert "config.handover.pending_timout: unknown config key; did you mean 'pending_timeout'?" in error
+    assert (
+        "config.handover.pending_timout: unknown config key; did you mean 'pending_timeout'?"
+        in error
+    )
+
+
+def test_act_only_expectations_and_names_need_the_right_step(tmp_path: Path) -> None:
+    error = _load_error(
+        tmp_path,
+        "steps:\n  - say: Hallo\n    expect: {refused: null, status: 200}\n"
+        "  - burst: [a, b]\n    as: both\n",
+    )
+    assert "step 1: expect.refused: only an act step has a refusal" in error
+    assert "step 1: expect.status: only an act step has an HTTP status" in error
+    assert "step 2: as: a burst step produces no message to name" in error
 
 
 def test_apps_of_the_scenarios_own_config_are_the_known_apps(tmp_path: Path) -> None:
@@ -151,11 +167,14 @@ def test_check_command_fails_on_a_wrong_file(
 
 
 def _result() -> ScenarioResult:
-    r = ScenarioResult(name="demo", path="tests/scenarios/99_demo.yaml", total_steps=3)
+    r = ScenarioResult(name="demo", path="tests/scenarios/99_demo.yaml", total_steps=4)
     r.steps = [
         StepResult(1, "say", "say Hallo", "the customer greets", True),
         StepResult(
-            2,
+            2, "act", "act {}", None, True, outcome="refused not_owner (HTTP 409): not yours"
+        ),
+        StepResult(
+            3,
             "act",
             'act {"app": "support", "text": "' + "x" * 90 + '"}',
             None,
@@ -173,14 +192,15 @@ def test_listing_shows_the_action_in_full_and_the_note() -> None:
     assert "x" * 90 in text  # never cut
     assert "✗ state: expected 'human', actual 'bot'" in text
     assert "✗ received: expected 1 message(s), actual 0" in text
-    assert "after step 2:" in text and "1 later step(s) not run" in text
+    assert "→ refused not_owner (HTTP 409): not yours" in text  # shown although it passed
+    assert "after step 3:" in text and "1 later step(s) not run" in text
 
 
 def test_junit_has_a_case_per_step_with_failures_and_skips(tmp_path: Path) -> None:
     out = tmp_path / "junit.xml"
     junit([_result()], out)
     root = ET.parse(out).getroot()
-    assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("3", "1", "1")
+    assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("4", "1", "1")
     failure = root.find("testsuite/testcase/failure")
     assert failure is not None and failure.get("message") == "state: expected 'human', actual 'bot'"
     assert "Meta's owner bot" in (failure.text or "")
