@@ -204,3 +204,35 @@ def test_junit_has_a_case_per_step_with_failures_and_skips(tmp_path: Path) -> No
     failure = root.find("testsuite/testcase/failure")
     assert failure is not None and failure.get("message") == "state: expected 'human', actual 'bot'"
     assert "Meta's owner bot" in (failure.text or "")
+
+
+def test_received_details_name_the_field_that_differs() -> None:
+    from orchestrator.sandbox.scenario_checks import _received_item
+
+    msg = {
+        "text": None,
+        "app_name": "Instagram Inbox",
+        "tag": "HUMAN_AGENT",
+        "attachments": [{"type": "file", "payload": {"url": "https://x/a.pdf"}}],
+        "quick_replies": [{"content_type": "text", "title": "Ja", "payload": "YES"}],
+    }
+    assert (
+        _received_item(
+            {
+                "sender": "instagram_inbox",
+                "tag": "HUMAN_AGENT",
+                "attachments": [{"type": "file", "url": "https://x/a.pdf"}],
+                "quick_replies": [{"title": "Ja", "payload": "YES"}],
+            },
+            msg,
+        )
+        == []
+    )
+    assert _received_item(
+        {"sender": "support", "tag": None, "attachments": ["image"], "quick_replies": ["NO"]}, msg
+    ) == [
+        "tag none ≠ HUMAN_AGENT",
+        "sender support ≠ instagram_inbox",
+        "quick replies ['NO'] ≠ [{'title': 'Ja', 'payload': 'YES'}]",
+        "attachments ['image'] ≠ ['file']",
+    ]
