@@ -17,18 +17,24 @@ from pathlib import Path
 from typing import TextIO
 
 
-def add_commands(scenarios: argparse.ArgumentParser) -> None:
-    """The `orchestrator scenarios …` subcommands."""
-    sub = scenarios.add_subparsers(dest="scenario_command", required=True)
-    run = sub.add_parser("run", help="run scenario files (default: tests/scenarios)")
+def add_commands(
+    scenarios: argparse.ArgumentParser, parents: Sequence[argparse.ArgumentParser] = ()
+) -> None:
+    """The `orchestrator scenarios …` subcommands (`parents`: options every command shares)."""
+    sub = scenarios.add_subparsers(dest="scenario_command", required=True, metavar="ACTION")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, parents=list(parents))
+
+    run = add("run", "run scenario files (default: tests/scenarios)")
     run.add_argument("paths", nargs="*")
     run.add_argument("--keep-going", action="store_true", help="report every failing step")
     run.add_argument("--junit", metavar="FILE", help="also write JUnit XML results to FILE")
     run.add_argument("--log", metavar="FILE", help="the service's log (default: a temp file)")
-    check = sub.add_parser("check", help="only check scenario files (nothing runs)")
+    check = add("check", "only check scenario files (nothing runs)")
     check.add_argument("paths", nargs="*")
-    sub.add_parser("reference", help="every step and expectation, with an example")
-    cov = sub.add_parser("coverage", help="run the scenarios; print the (state, trigger) pairs")
+    add("reference", "every step and expectation, with an example")
+    cov = add("coverage", "run the scenarios; print the (state, trigger) pairs they exercise")
     cov.add_argument("paths", nargs="*")
     cov.add_argument("--log", metavar="FILE", help="the service's log (default: a temp file)")
     cov.add_argument("--readme", action="store_true", help="also write the README's matrix")
@@ -133,3 +139,17 @@ async def _coverage(files: Sequence[Path], args: argparse.Namespace) -> int:
         print(f"\nwrote the matrix into {README}")
     print(f"service log: {log_path}")
     return 1 if failed else 0
+
+
+async def run_cli(paths: Sequence[str]) -> int:
+    """`orchestrator scenarios run PATHS` with the default options (kept for callers of the
+    earlier interface)."""
+    from orchestrator.sandbox.scenario_files import ScenarioError, discover
+
+    try:
+        files = discover(paths)
+    except ScenarioError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    args = argparse.Namespace(paths=list(paths), keep_going=False, junit=None, log=None)
+    return await _run(files, args)
