@@ -72,7 +72,7 @@ class OwnerName(Kind):
     """Our view of the owner: an app name, `foreign:<app id>`, or null (idle)."""
 
     types = (str, type(None))
-    label = "an app name, foreign:<app id>, or null (idle)"
+    label = "an app name, `foreign:APP_ID`, or null (idle)"
 
     def check(self, value: Any, path: str, ctx: Ctx) -> None:
         if value is None or (isinstance(value, str) and value.startswith("foreign:")):
@@ -81,10 +81,10 @@ class OwnerName(Kind):
 
 
 class GraphCall(Kind):
-    """`"<app> <call>"`, e.g. `"bot messages"`, `"support take_thread_control"`."""
+    """`"APP CALL"`, e.g. `"bot messages"`, `"support take_thread_control"`."""
 
     types = (str,)
-    label = '"<app> <Graph call>" (e.g. "bot messages", "support pass_thread_control")'
+    label = 'an app and its Graph call (e.g. "bot messages", "support pass_thread_control")'
 
     def check(self, value: Any, path: str, ctx: Ctx) -> None:
         if not isinstance(value, str) or len(value.split()) != 2:
@@ -352,7 +352,7 @@ EXPECTATIONS: dict[str, ExpectSpec] = {
         ExpectSpec(
             "owner",
             OwnerName(),
-            "Our view of the thread owner (null = idle, foreign:<id> = an Inbox).",
+            "Our view of the thread owner (null = idle, `foreign:APP_ID` = an Inbox).",
             "owner: support",
         ),
         ExpectSpec(
