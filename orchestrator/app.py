@@ -19,12 +19,12 @@ from orchestrator.api import rest as api
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.config import Config
 from orchestrator.engine.dispatcher import Dispatcher
-from orchestrator.engine.loop import STORE_ERRORS, wait_any
+from orchestrator.engine.maintenance import maintain
 from orchestrator.engine.policy import build_policy
 from orchestrator.engine.processing import ConversationProcessor
 from orchestrator.engine.runtime import Runtime
 from orchestrator.engine.subapps import AppContext, load_subapp
-from orchestrator.engine.wakeup import Waker
+from orchestrator.engine.wakeup import CHANNEL, OUTBOX_CHANNEL, Waker
 from orchestrator.engine.worker import EventWorker
 from orchestrator.graph import CallRecord, GraphClient, Rate, RateLimiter, RateLimits, RetryPolicy
 from orchestrator.ingress import webhooks
@@ -140,6 +140,9 @@ def _runtime_ctx(graph_base_url: str | None):  # type: ignore[no-untyped-def]
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await check
         await app[RUNTIME].waker.close()
+        outbox_waker = app[RUNTIME].outbox_waker
+        if outbox_waker is not None:
+            await outbox_waker.close()
 
     return ctx
 
@@ -153,17 +156,19 @@ def _background_ctx(poll_interval: float):  # type: ignore[no-untyped-def]
 
 
 async def _background(app: web.Application, poll_interval: float) -> AsyncIterator[None]:
-    """Workers and dispatchers; LISTEN wakes them, polling guarantees progress."""
+    """Workers, dispatchers and maintenance; LISTEN wakes them, polling guarantees progress."""
     rt, config = app[RUNTIME], app[CONFIG]
+    s = config.service
     stop = asyncio.Event()
-    event_wake, outbox_wake = rt.waker.local, asyncio.Event()
+    assert rt.outbox_waker is not None
+    event_wake, outbox_wake = rt.waker.local, rt.outbox_waker.local
     listener: asyncpg.Connection = await asyncpg.connect(app[DB_URL])
 
     def on_notify(_c: object, _pid: int, channel: str, _payload: str) -> None:
-        (event_wake if channel == "orchestrator_events" else outbox_wake).set()
+        (event_wake if channel == CHANNEL else outbox_wake).set()
 
-    await listener.add_listener("orchestrator_events", on_notify)
-    await listener.add_listener("orchestrator_outbox", on_notify)
+    await listener.add_listener(CHANNEL, on_notify)
+    await listener.add_listener(OUTBOX_CHANNEL, on_notify)
     processor = ConversationProcessor(rt)
     tasks = [
         asyncio.create_task(
@@ -174,28 +179,32 @@ async def _background(app: web.Application, poll_interval: float) -> AsyncIterat
                 metrics=rt.metrics,
                 name=f"worker-{i}",
                 poll_interval=poll_interval,
+                on_outbox=rt.outbox_waker.poke,
             ).run(stop, event_wake),
             name=f"worker-{i}",
         )
-        for i in range(config.service.workers)
+        for i in range(s.workers)
     ]
     dispatchers = [
-        Dispatcher(rt, name=f"dispatcher-{i}", poll_interval=poll_interval)
-        for i in range(config.service.dispatchers)
+        Dispatcher(
+            rt,
+            name=f"dispatcher-{i}",
+            poll_interval=poll_interval,
+            max_in_flight=max(1, s.max_in_flight // s.dispatchers),
+            retry_budget_s=s.retry_budget.total_seconds(),
+        )
+        for i in range(s.dispatchers)
     ]
     tasks += [asyncio.create_task(d.run(stop, outbox_wake), name=d.name) for d in dispatchers]
-    tasks.append(asyncio.create_task(_reaper(dispatchers[0], stop), name="reaper"))
+    tasks.append(
+        asyncio.create_task(
+            maintain(rt, dispatchers[0], stop, retention_s=s.retention.total_seconds()),
+            name="maintenance",
+        )
+    )
     yield
     stop.set()
     # In-flight work finishes (its final writes are shielded); nothing is abandoned half-done.
     await asyncio.gather(*tasks, return_exceptions=True)
     with contextlib.suppress(Exception):
         await listener.close()
-
-
-async def _reaper(dispatcher: Dispatcher, stop: asyncio.Event) -> None:
-    """Every 30 s, return outbox rows left 'doing' by a dispatcher that died."""
-    while not stop.is_set():
-        with contextlib.suppress(*STORE_ERRORS):
-            await dispatcher.reap()
-        await wait_any(stop, None, 30)

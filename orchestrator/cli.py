@@ -25,7 +25,17 @@ def main(argv: list[str] | None = None) -> int:
         "--config", help="config file (default: $ORCHESTRATOR_CONFIG or config/orchestrator.toml)"
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the service (and, in sandbox mode, the Meta simulator)")
+    serve_cmd = sub.add_parser(
+        "serve", help="run the service (and, in sandbox mode, the Meta simulator)"
+    )
+    serve_cmd.add_argument(
+        "--role",
+        choices=("all", "ingress", "workers"),
+        default="all",
+        help="all: HTTP (webhooks, API) and background work; ingress: HTTP only; workers: "
+        "event workers, dispatchers and timers only, no port (run several of any kind "
+        "against one database)",
+    )
     sub.add_parser("migrate", help="apply pending database migrations")
     sub.add_parser("check-config", help="validate the config file and report every mistake")
     sub.add_parser("diagram", help="print the conversation state machine as Mermaid")
@@ -78,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             from orchestrator.serve import serve
 
-            return asyncio.run(serve(config))
+            return asyncio.run(serve(config, role=args.role))
         if args.command == "migrate":
             return asyncio.run(_migrate(config))
         if args.command == "sandbox":

@@ -22,7 +22,10 @@ from orchestrator.store.database import resolve
 log = structlog.get_logger("orchestrator")
 
 
-async def serve(config: Config) -> int:
+async def serve(config: Config, *, role: str = "all") -> int:
+    """`role`: "all" serves HTTP and runs the background work; "ingress" only HTTP (webhooks,
+    REST API); "workers" only the background work (no port). Any mix of processes may share
+    one database: ordering and exclusivity live there."""
     target = resolve(os.environ, config.service.data_dir)
     log.info(
         "database",
@@ -45,20 +48,26 @@ async def serve(config: Config) -> int:
             runners.append(sim_runner)
             clock = WorldClock(world)  # /sim/clock/advance moves Meta's rules and our timers
         app = create_app(
-            config, database_url=target.url, graph_base_url=graph_base_url, clock=clock
+            config,
+            database_url=target.url,
+            graph_base_url=graph_base_url,
+            clock=clock,
+            background=role != "ingress",
         )
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, config.service.host, config.service.port)
-        await site.start()
         runners.insert(0, runner)
+        if role != "workers":
+            site = web.TCPSite(runner, config.service.host, config.service.port)
+            await site.start()
         s = config.service
         log.info(
-            "listening",
-            url=f"http://{s.host}:{s.port}",
+            "listening" if role != "workers" else "working",
+            url=f"http://{s.host}:{s.port}" if role != "workers" else None,
+            role=role,
             mode=s.mode,
-            workers=s.workers,
-            dispatchers=s.dispatchers,
+            workers=s.workers if role != "ingress" else 0,
+            max_in_flight=s.max_in_flight if role != "ingress" else 0,
         )
         for acc in config.accounts:
             log.info(

@@ -82,10 +82,18 @@ class ServiceConfig:
     graph_api_version: str = "v25.0"
     facebook_graph_url: str = "https://graph.facebook.com"
     instagram_graph_url: str = "https://graph.instagram.com"
-    workers: int = 4
-    dispatchers: int = 4
+    # Event workers per process: each claims many conversations per transaction.
+    workers: int = 2
+    # Dispatcher loops per process; each keeps many rows in flight (max_in_flight in total).
+    dispatchers: int = 1
+    # Graph calls and vendor deliveries in flight at once per process (one per lane).
+    max_in_flight: int = 256
     max_body_bytes: int = 1024 * 1024
-    outbox_max_attempts: int = 8
+    outbox_max_attempts: int = 12
+    # Transient failures are retried (jittered backoff) until this much time has passed.
+    retry_budget: timedelta = timedelta(minutes=15)
+    # Processed events and done outbox rows are deleted after this age.
+    retention: timedelta = timedelta(days=3)
     simulator_port: int = 8081
     data_dir: str = ".pgdata"
 

@@ -133,11 +133,24 @@ def _service(r: _Reader, t: Mapping[str, Any], mode: str) -> ServiceConfig:
         instagram_graph_url=r.get(t, "service", "instagram_graph_url", str, d.instagram_graph_url),
         workers=r.get(t, "service", "workers", int, d.workers),
         dispatchers=r.get(t, "service", "dispatchers", int, d.dispatchers),
+        max_in_flight=r.get(t, "service", "max_in_flight", int, d.max_in_flight),
+        retry_budget=_service_duration(r, t, "retry_budget", d.retry_budget),
+        retention=_service_duration(r, t, "retention", d.retention),
         max_body_bytes=r.get(t, "service", "max_body_bytes", int, d.max_body_bytes),
         outbox_max_attempts=r.get(t, "service", "outbox_max_attempts", int, d.outbox_max_attempts),
         simulator_port=simulator_port,
         data_dir=r.get(t, "service", "data_dir", str, d.data_dir),
     )
+
+
+def _service_duration(r: _Reader, t: Mapping[str, Any], key: str, default: timedelta) -> timedelta:
+    if key not in t:
+        return default
+    try:
+        return parse_duration(t[key])
+    except ValueError as exc:
+        r.fail(f"service.{key}", str(exc))
+        return default
 
 
 def _accounts(r: _Reader, raw: Any) -> tuple[AccountConfig, ...]:

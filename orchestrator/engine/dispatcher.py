@@ -1,279 +1,404 @@
-"""Outbox dispatcher: executes effects written by the worker, per conversation in order.
+"""Outbox dispatcher: executes the effects the worker wrote, many conversations at once.
 
-A row is claimed only when it is the oldest open row of its conversation (and a partial
-unique index forbids two in flight), so a conversation's sends, thread-control calls and
-sub-app deliveries happen exactly in the order the state machine decided them. A retry stays
-on the same row; after the policy gives up the row is dead-lettered with its reason and the
-next row proceeds. Meta refusing because we are not the thread owner triggers a
-`thread_owner` check that reconciles the conversation instead of a blind retry.
+Order: a row is claimed only when it is the oldest open row of its (conversation, lane) and
+a partial unique index forbids two in flight per lane, so a conversation's sends and
+thread-control calls happen exactly in the order the state machine decided them, and each
+sub-app's deliveries in theirs (`outbox_rows` explains the lanes).
+
+Throughput: one dispatcher keeps up to `max_in_flight` rows of different lanes in flight at
+once (a claim takes many heads in one statement; completions are written in batches), so
+150 ms of Graph latency costs latency, not throughput.
+
+Leases: each claim carries a unique token and an expiry of `LEASE_S`, refreshed every
+`REFRESH_S` while the call runs; every call is bounded by `CALL_TIMEOUT_S`, shorter than the
+lease. A completion only counts with the claim's token. A dispatcher that dies stops
+refreshing and its rows return to pending within `LEASE_S` (`reap`): the one window in which
+a message can be sent twice (documented in README "Guarantees"; tested).
+
+Failures: a retry stays on the same row (order holds) after a jittered backoff, within an
+attempt limit and a time budget; throttling pauses the whole account for seconds
+(`throttle.AccountPauses`) instead of parking a row for minutes; Meta refusing because we are
+not the thread owner — or any thread-control call that fails for good — triggers a
+`thread_owner` check that reconciles the conversation. A row whose call succeeded is marked
+done whatever fails afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import random
 from collections.abc import Mapping
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import asyncpg
 import structlog
 
-from orchestrator.engine.loop import run_until_stopped
+from orchestrator.engine.loop import STORE_ERRORS, run_until_stopped
+from orchestrator.engine.perform import perform, reconcile
 from orchestrator.engine.runtime import Runtime
-from orchestrator.engine.subapps import Delivery
-from orchestrator.graph import GraphError, HttpDeliveryError, NotThreadOwner, RetryPolicy
-from orchestrator.store.intake import Row, action_row, store_rows
+from orchestrator.engine.throttle import AccountPauses
+from orchestrator.graph import GraphError, HttpDeliveryError, NotThreadOwner, RateLimited
+from orchestrator.store.intake import Row, store_rows
 from orchestrator.store.queries import q
 
 log = structlog.get_logger(__name__)
-REAP_AFTER_S = 120.0
+
+LEASE_S = 15.0
+REFRESH_S = 5.0
+CALL_TIMEOUT_S = 12.0  # every wait inside a claim (rate limiter, Graph, vendor) ends first
+STANDBY_MAX_ATTEMPTS = 3  # standby copies are information: best effort, never a backlog
+CLAIM_BATCH = 200
+
+
+@dataclass(slots=True)
+class Outcome:
+    row: Mapping[str, Any]
+    verdict: str  # "done" | "retry" | "dead"
+    result: dict[str, Any] | None = None
+    follow_up: list[Row] = field(default_factory=list)
+    available_at: datetime | None = None
+    reason: str | None = None
+    count_attempt: bool = True
 
 
 class Dispatcher:
-    def __init__(self, rt: Runtime, *, name: str = "dispatcher", poll_interval: float = 0.5):
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        name: str = "dispatcher",
+        poll_interval: float = 0.5,
+        max_in_flight: int = 256,
+        retry_budget_s: float = 900.0,
+    ) -> None:
         self.rt = rt
         self.name = name
         self.poll_interval = poll_interval
-        self.policy: RetryPolicy = rt.retry_policy
+        self.max_in_flight = max_in_flight
+        self.retry_budget_s = retry_budget_s
+        self.pauses = AccountPauses()
+        self.inflight: dict[int, Mapping[str, Any]] = {}
+        self._outcomes: list[Outcome] = []
+        self._outcome_ready = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._rand = random.Random()
+
+    # -- the loop --------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
-        await run_until_stopped(
-            self.run_once,
-            stop=stop,
-            wake=wake,
-            poll_interval=self.poll_interval,
-            name=self.name,
-            kind="dispatcher",
-        )
+        """Claim and start rows until `stop`; then let the rows in flight finish and record
+        them (shutdown never abandons a claimed row half-done)."""
+        self._wake = wake
+        flusher = asyncio.create_task(self._flush_loop(stop), name=f"{self.name}-completions")
+        refresher = asyncio.create_task(self._refresh_loop(stop), name=f"{self.name}-leases")
+        try:
+            await run_until_stopped(
+                self._start_more,
+                stop=stop,
+                wake=wake,
+                poll_interval=self.poll_interval,
+                name=self.name,
+                kind="dispatcher",
+            )
+        finally:
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            self._outcome_ready.set()
+            await flusher
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
 
-    async def reap(self) -> int:
-        rows = await self.rt.pool.fetch(q("outbox_reap"), REAP_AFTER_S)
-        for r in rows:
-            log.warning("outbox_row_recovered", outbox_id=r["id"])
+    async def run_once(self) -> int:
+        """Claim what is ready, execute it all, record the outcomes; the number of rows.
+        (The loop pipelines these steps; tests and tools use this synchronous form.)"""
+        rows = await self._claim()
+        if rows:
+            await asyncio.gather(*(self._execute(r) for r in rows))
+            await self._flush()
         return len(rows)
 
-    async def run_once(self) -> bool:
-        """Claim and execute one row; True when a row was handled."""
-        try:
-            row = await self.rt.pool.fetchrow(q("claim_outbox"), self.rt.clock.now(), self.name)
-        except asyncpg.UniqueViolationError:
-            return True  # another dispatcher claimed this conversation's head just now
-        if row is None:
-            return False
-        # Shielded: a claimed row is always finished (done, retry or dead), even at shutdown.
-        await asyncio.shield(self._execute(row))
-        return True
+    async def _start_more(self) -> bool:
+        rows = await self._claim()
+        for row in rows:
+            task = asyncio.create_task(self._execute(row), name=f"outbox-{row['id']}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return bool(rows)
 
-    async def _execute(self, row: asyncpg.Record) -> None:
-        rt = self.rt
-        conv = await rt.pool.fetchrow(q("conversation_context"), row["conversation_id"])
+    async def _claim(self) -> list[asyncpg.Record]:
+        free = self.max_in_flight - len(self.inflight)
+        if free <= 0:
+            return []
+        now = self.rt.clock.now()
+        try:
+            rows = await self.rt.pool.fetch(
+                q("claim_outbox"), now, min(free, CLAIM_BATCH), self.pauses.paused(now), LEASE_S
+            )
+        except asyncpg.UniqueViolationError:
+            return []  # another process claimed one of these lanes' heads just now
+        for row in rows:
+            self.inflight[row["id"]] = row
+        return list(rows)
+
+    # -- one row -----------------------------------------------------------------------------
+
+    async def _execute(self, row: Mapping[str, Any]) -> None:
         structlog.contextvars.bind_contextvars(
             conversation_id=row["conversation_id"], outbox_id=row["id"], app=row["app"]
         )
         try:
             try:
-                result, follow_up = await self._perform(row, conv)
+                async with asyncio.timeout(CALL_TIMEOUT_S):
+                    result, follow_up = await perform(self.rt, row)
             except Exception as exc:
-                if not isinstance(exc, GraphError | HttpDeliveryError):
-                    log.exception("outbox_unexpected_error", kind=row["kind"])
-                await self._failed(row, conv, exc)
-                return
-            for attempt in range(1, 4):
-                try:
-                    async with rt.pool.acquire() as conn, conn.transaction():
-                        if follow_up:
-                            await store_rows(conn, follow_up, row["app"])
-                        await self._record_transcript(conn, row, result)
-                        await conn.execute(q("outbox_done"), row["id"], result)
-                    if follow_up:
-                        rt.waker.poke()
-                    break
-                except asyncpg.DeadlockDetectedError:
-                    # The effect happened; only our record of it failed. Never leave the row
-                    # 'doing' (it would block the conversation and be re-sent by the reaper).
-                    log.warning("outbox_done_retry", attempt=attempt)
-                    if attempt == 3:
-                        raise
-            rt.metrics.outbox.labels(row["kind"], "done").inc()
-            log.info("outbox_done", kind=row["kind"], attempts=row["attempts"])
+                outcome = await self._judge(row, exc)
+            else:
+                self.pauses.succeeded(row["account_id"])
+                outcome = Outcome(row, "done", result, follow_up)
         finally:
             structlog.contextvars.unbind_contextvars("conversation_id", "outbox_id", "app")
+        self._outcomes.append(outcome)
+        self._outcome_ready.set()
 
-    async def _perform(
-        self, row: asyncpg.Record, conv: asyncpg.Record
-    ) -> tuple[dict[str, Any], list[Row]]:
-        rt, kind, p = self.rt, row["kind"], row["payload"]
-        igsid = conv["customer_id"]
-        if kind == "deliver":
-            return await self._deliver(row, conv)
-        target = rt.graph_target(conv["account_id"], row["app"])
-        graph = rt.graph
-        if kind == "send_message":
-            answer = await graph.send_message(
-                target,
-                {"id": igsid},
-                p["message"],
-                messaging_type=p.get("messaging_type", "RESPONSE"),
-                tag=p.get("tag"),
-                reply_to_mid=p.get("reply_to_mid"),
-            )
-            return dict(answer), []
-        if kind == "private_reply":
-            return dict(await graph.private_reply(target, p["comment_id"], p["message"])), []
-        if kind == "sender_action":
-            action = p["action"]
-            if action == "react":
-                answer = await graph.react(target, igsid, p["mid"], p["reaction"])
-            elif action == "unreact":
-                answer = await graph.unreact(target, igsid, p["mid"])
-            else:
-                answer = await graph.sender_action(target, igsid, action)
-            return dict(answer), []
-        if kind == "thread_control":
-            action, meta = p["action"], p.get("metadata")
-            if action == "pass":
-                answer = await graph.pass_thread_control(
-                    target, igsid, target_app_id=p.get("target_app_id"), metadata=meta
-                )
-            elif action == "take":
-                answer = await graph.take_thread_control(target, igsid, metadata=meta)
-            elif action == "release":
-                answer = await graph.release_thread_control(target, igsid, metadata=meta)
-            elif action == "request":
-                answer = await graph.request_thread_control(target, igsid, metadata=meta)
-            elif action == "extend":
-                answer = await graph.extend_thread_control(target, igsid, int(p["duration_s"]))
-            else:
-                raise ValueError(f"unknown thread-control action {action!r}")
-            return dict(answer), []
-        raise ValueError(f"unknown outbox kind {kind!r}")
-
-    async def _deliver(
-        self, row: asyncpg.Record, conv: asyncpg.Record
-    ) -> tuple[dict[str, Any], list[Row]]:
-        rt = self.rt
-        handler = rt.subapps.get(row["app"])
-        if handler is None:
-            return {"delivered": False, "note": "app has no handler; it uses the REST API"}, []
-        p = row["payload"]
-        delivery = Delivery(
-            id=row["id"],
-            app=row["app"],
-            conversation=conversation_summary(conv),
-            event=p["event"],
-            standby=bool(p.get("standby")),
-        )
-        actions = await handler.handle(delivery)
-        now = rt.clock.now()
-        follow_up = [
-            action_row(
-                conv["account_id"],
-                conv["customer_id"],
-                f"action:delivery-{row['id']}:{i}",
-                row["app"],
-                _as_json(a),
-                now,
-                in_reply_to=row["id"],
-                standby=delivery.standby,
-            )
-            for i, a in enumerate(actions)
-        ]
-        return {"delivered": True, "actions": len(follow_up)}, follow_up
-
-    async def _record_transcript(
-        self, conn: asyncpg.Connection, row: asyncpg.Record, result: Mapping[str, Any]
-    ) -> None:
-        if row["kind"] not in ("send_message", "private_reply"):
-            return
-        p = row["payload"]
-        message = p.get("message", {})
-        await conn.execute(
-            q("insert_message"),
-            row["conversation_id"],
-            result.get("message_id"),
-            "out",
-            row["app"],
-            p.get("purpose", "reply" if row["kind"] == "send_message" else "private_reply"),
-            message.get("text"),
-            message.get("attachment") or message.get("attachments"),
-            self.rt.clock.now(),
-            None,
-            row["id"],
-        )
-
-    async def _failed(self, row: asyncpg.Record, conv: asyncpg.Record, exc: Exception) -> None:
+    async def _judge(self, row: Mapping[str, Any], exc: Exception) -> Outcome:
         rt = self.rt
         if isinstance(exc, GraphError):
             rt.metrics.graph_errors.labels(str(exc.code or exc.http_status or "network")).inc()
-        decision = self.policy.decide(exc, row["attempts"])
+        elif not isinstance(exc, HttpDeliveryError | TimeoutError | aiohttp.ClientError):
+            log.error("outbox_unexpected_error", kind=row["kind"], exc_info=exc)
+        decision = rt.retry_policy.decide(exc, row["attempts"], rand=self._rand.random())
+        now = rt.clock.now()
         if decision.verdict == "retry":
-            when = rt.clock.now() + timedelta(seconds=decision.delay)
-            await rt.pool.execute(q("outbox_retry"), row["id"], when, decision.reason)
-            rt.metrics.outbox.labels(row["kind"], "retry").inc()
-            log.warning(
-                "outbox_retry",
-                kind=row["kind"],
-                attempt=row["attempts"],
-                delay_s=round(decision.delay, 2),
+            if isinstance(exc, GraphError) and exc.action == "slow_down":
+                floor = exc.retry_after if isinstance(exc, RateLimited) else None
+                pause = self.pauses.throttled(row["account_id"], now, floor)
+                reason = f"{exc.rule} ({exc.code_text}): account paused {pause:.1f}s"
+                return Outcome(
+                    row,
+                    "retry",
+                    available_at=now + timedelta(seconds=pause),
+                    reason=reason,
+                    count_attempt=False,
+                )
+            if row["payload"].get("standby") and row["attempts"] >= STANDBY_MAX_ATTEMPTS:
+                return Outcome(
+                    row,
+                    "dead",
+                    reason=f"{decision.reason}; standby copies are "
+                    f"best effort: given up after {row['attempts']} attempts",
+                )
+            age = (datetime.now(UTC) - row["created_at"]).total_seconds()
+            if age + decision.delay > self.retry_budget_s:
+                return Outcome(
+                    row,
+                    "dead",
+                    reason=f"{decision.reason}; retry budget of {self.retry_budget_s:g}s spent",
+                )
+            return Outcome(
+                row,
+                "retry",
+                available_at=now + timedelta(seconds=decision.delay),
                 reason=decision.reason,
             )
-            return
         reason = decision.reason
         follow_up: list[Row] = []
-        if decision.verdict == "reconcile" or isinstance(exc, NotThreadOwner):
-            follow_up, reason = await self._reconcile(row, conv, reason)
-        async with rt.pool.acquire() as conn, conn.transaction():
-            if follow_up:
-                await store_rows(conn, follow_up, None)
-            await conn.execute(q("outbox_dead"), row["id"], reason)
-        if follow_up:
-            rt.waker.poke()
-        rt.metrics.outbox.labels(row["kind"], "dead").inc()
-        log.error("outbox_dead_letter", kind=row["kind"], attempts=row["attempts"], reason=reason)
+        if (
+            decision.verdict == "reconcile"
+            or isinstance(exc, NotThreadOwner)
+            or row["kind"] == "thread_control"
+        ):
+            # Our idea of the owner may be wrong (refused as not owner) or left out of step
+            # with Meta's (a pass or take that never happened): ask Meta and follow it.
+            try:
+                async with asyncio.timeout(CALL_TIMEOUT_S):
+                    follow_up, reason = await reconcile(rt, row, reason)
+            except TimeoutError:
+                reason = f"{reason}; thread_owner check timed out"
+        return Outcome(row, "dead", reason=reason, follow_up=follow_up)
 
-    async def _reconcile(
-        self, row: asyncpg.Record, conv: asyncpg.Record, reason: str
-    ) -> tuple[list[Row], str]:
-        """Ask Meta who owns the thread and feed the answer to the state machine."""
-        rt = self.rt
+    # -- completions ---------------------------------------------------------------------------
+
+    async def _flush_loop(self, stop: asyncio.Event) -> None:
+        """Record outcomes as they come: while one batch is written the next accumulates,
+        so completions batch themselves under load and cost one round trip when quiet.
+        `run` sets `_outcome_ready` once more at shutdown, after the last call ended."""
+        while True:
+            await self._outcome_ready.wait()
+            self._outcome_ready.clear()
+            if self._outcomes:
+                await self._flush()
+            if stop.is_set() and not self._tasks and not self._outcomes:
+                return
+
+    async def _flush(self) -> None:
+        batch, self._outcomes = self._outcomes, []
+        if not batch:
+            return
         try:
-            owner = await rt.graph.thread_owner(
-                rt.graph_target(conv["account_id"], rt.config.primary.name), conv["customer_id"]
+            async with self.rt.pool.acquire() as conn, conn.transaction():
+                await self._write(conn, batch)
+        except STORE_ERRORS as exc:
+            if isinstance(exc, asyncpg.PostgresError) and not _is_unavailable(exc):
+                await self._write_one_by_one(batch)
+            else:
+                # The database is away: keep the outcomes (their rows stay leased and
+                # refreshed) and try again shortly.
+                log.error("outbox_completion_delayed", error=str(exc), rows=len(batch))
+                self._outcomes = batch + self._outcomes
+                await asyncio.sleep(1.0)
+                self._outcome_ready.set()
+                return
+        self._finished(batch)
+
+    async def _write_one_by_one(self, batch: list[Outcome]) -> None:
+        """A value the database refused (e.g. an odd answer from Meta): record each outcome
+        alone; a done row is marked done even if its transcript line cannot be written."""
+        for o in batch:
+            try:
+                async with self.rt.pool.acquire() as conn, conn.transaction():
+                    await self._write(conn, [o])
+            except asyncpg.PostgresError as exc:
+                log.error("outbox_record_failed", outbox_id=o.row["id"], error=str(exc))
+                async with self.rt.pool.acquire() as conn:
+                    if o.verdict == "done":
+                        o.result = {"note": f"sent; recording its answer failed: {exc}"}
+                        await conn.fetch(q("outbox_done"), *self._done_args([o], transcript=False))
+                    else:
+                        await conn.execute(
+                            q("outbox_dead"),
+                            o.row["id"],
+                            o.row["lease_token"],
+                            f"{o.reason}; recording failed: {exc}",
+                        )
+
+    async def _write(self, conn: asyncpg.Connection, batch: list[Outcome]) -> None:
+        done = [o for o in batch if o.verdict == "done"]
+        if done:
+            confirmed = {
+                r["id"] for r in await conn.fetch(q("outbox_done"), *self._done_args(done))
+            }
+            for o in done:
+                if o.row["id"] not in confirmed:
+                    log.warning(
+                        "outbox_lease_lost",
+                        outbox_id=o.row["id"],
+                        note="the row was recovered by another dispatcher meanwhile",
+                    )
+        for o in batch:
+            if o.follow_up:
+                by = o.row["app"] if o.verdict == "done" else None
+                await store_rows(conn, o.follow_up, by)
+            if o.verdict == "retry":
+                await conn.execute(
+                    q("outbox_retry"),
+                    o.row["id"],
+                    o.row["lease_token"],
+                    o.available_at,
+                    o.reason,
+                    o.count_attempt,
+                )
+            elif o.verdict == "dead":
+                await conn.execute(q("outbox_dead"), o.row["id"], o.row["lease_token"], o.reason)
+
+    def _done_args(self, done: list[Outcome], *, transcript: bool = True) -> list[Any]:
+        """Arguments of `outbox_done`: the rows, and the transcript lines of sends."""
+        lines = []
+        for o in done if transcript else ():
+            if o.row["kind"] not in ("send_message", "private_reply"):
+                continue
+            p, result = o.row["payload"], o.result or {}
+            message = p.get("message", {})
+            mid = result.get("message_id")
+            attachments = message.get("attachment") or message.get("attachments")
+            purpose = p.get("purpose") or (
+                "reply" if o.row["kind"] == "send_message" else "private_reply"
             )
-        except Exception as exc:
-            return [], f"{reason}; thread_owner check failed too: {exc}"
-        now = rt.clock.now()
-        event = Row(
-            account_id=conv["account_id"],
-            customer_id=conv["customer_id"],
-            dedup_key=f"reconcile:{row['id']}:{row['attempts']}",
-            kind="owner_reconciled",
-            source="system",
-            mid=None,
-            occurred_at=now,
-            payload={"owner_app_id": owner.app_id, "outbox_id": row["id"]},
-        )
-        log.warning("thread_owner_reconciled", owner_app_id=owner.app_id)
-        return [event], f"{reason}; reconciled with thread_owner (owner: {owner.app_id or 'idle'})"
+            lines.append(
+                (
+                    o.row["conversation_id"],
+                    None if mid is None else str(mid),
+                    o.row["app"],
+                    purpose,
+                    message.get("text"),
+                    None if attachments is None else json.dumps(attachments),
+                    o.row["id"],
+                )
+            )
+        return [
+            [o.row["id"] for o in done],
+            [o.row["lease_token"] for o in done],
+            [json.dumps(o.result, default=str) for o in done],
+            *([line[i] for line in lines] for i in range(7)),
+            self.rt.clock.now(),
+        ]
+
+    def _finished(self, batch: list[Outcome]) -> None:
+        m = self.rt.metrics
+        follow_up = False
+        for o in batch:
+            self.inflight.pop(o.row["id"], None)
+            m.outbox.labels(o.row["kind"], o.verdict).inc()
+            follow_up = follow_up or bool(o.follow_up)
+            if o.verdict == "done":
+                log.debug(
+                    "outbox_done",
+                    outbox_id=o.row["id"],
+                    kind=o.row["kind"],
+                    attempts=o.row["attempts"],
+                )
+            elif o.verdict == "retry":
+                log.warning(
+                    "outbox_retry",
+                    outbox_id=o.row["id"],
+                    kind=o.row["kind"],
+                    attempt=o.row["attempts"],
+                    reason=o.reason,
+                )
+            else:
+                log.error(
+                    "outbox_dead_letter",
+                    outbox_id=o.row["id"],
+                    kind=o.row["kind"],
+                    attempts=o.row["attempts"],
+                    reason=o.reason,
+                )
+        if follow_up:
+            self.rt.waker.poke()
+        self._wake.set()  # lanes moved on: their next rows may be claimable
+
+    # -- leases --------------------------------------------------------------------------------
+
+    async def _refresh_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set() or self.inflight:
+            await asyncio.sleep(REFRESH_S)
+            rows = list(self.inflight.values())
+            if not rows:
+                continue
+            with contextlib.suppress(*STORE_ERRORS):
+                await self.rt.pool.execute(
+                    q("outbox_refresh_leases"),
+                    [r["id"] for r in rows],
+                    [r["lease_token"] for r in rows],
+                    LEASE_S,
+                )
+
+    async def reap(self) -> int:
+        """Return rows whose lease expired (their dispatcher died) to pending, or dead-letter
+        them at the attempt limit."""
+        rows = await self.rt.pool.fetch(q("outbox_reap"), self.rt.retry_policy.max_attempts)
+        for r in rows:
+            log.warning("outbox_row_recovered", outbox_id=r["id"], status=r["status"])
+        return len(rows)
 
 
-def conversation_summary(conv: Mapping[str, Any]) -> dict[str, Any]:
-    view = conv["view"] or {}
-    return {
-        "id": conv["id"],
-        "account_id": conv["account_id"],
-        "customer_id": conv["customer_id"],
-        "state": conv["state"],
-        "owner_app": conv["owner_app"],
-        "locale": view.get("locale"),
-    }
-
-
-def _as_json(action: Any) -> dict[str, Any]:
-    if isinstance(action, Mapping):
-        return dict(action)
-    to_json = getattr(action, "to_json", None)
-    if callable(to_json):
-        return dict(to_json())
-    return json.loads(json.dumps(action, default=str))
+def _is_unavailable(exc: asyncpg.PostgresError) -> bool:
+    """Connection-level trouble (the server going away), as opposed to a refused value."""
+    sqlstate = getattr(exc, "sqlstate", "") or ""
+    return sqlstate.startswith(("08", "57", "53"))  # connection, operator intervention, resources

@@ -30,6 +30,10 @@ async def run_until_stopped(
     """`kind` ("worker", "dispatcher") names the log events: `worker_started`, …"""
     log.info(f"{kind}_started", **{kind: name})
     while not stop.is_set():
+        # Cleared before the step, not after: a wake-up that arrives while the step runs
+        # (new work committed just after our query looked) is kept, and the wait below
+        # returns at once instead of sleeping a whole poll interval.
+        wake.clear()
         try:
             busy = await step()
         except STORE_ERRORS as exc:
@@ -37,7 +41,6 @@ async def run_until_stopped(
             busy = False
             await wait_any(stop, None, 1.0)
         if not busy:
-            wake.clear()
             await wait_any(stop, wake, poll_interval)
     log.info(f"{kind}_stopped", **{kind: name})
 

@@ -1,122 +1,107 @@
-"""The processing step: one stored event → trigger → pure decision → one transaction of writes.
+"""The processing step: one stored event → trigger → pure decision → writes.
 
-Runs inside the worker's transaction, which holds the conversation's row lock: the new state,
-the transcript, the outbox rows (in order) and the timers commit together with the event's
-"done", or not at all.
+Runs inside the worker's transaction, which holds the conversation's row lock. Each named
+piece has its own module: `triggers` (stored event → trigger), `state_machines.decide` (the
+pure decision), `outbox_rows` (effects → rows), `inline` (in-process sub-apps answered in
+the same step), `writes` (everything gathered, flushed in a few statements).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import asyncpg
 import structlog
 
+from orchestrator.engine.inline import MAX_DEPTH, call_inline
+from orchestrator.engine.outbox_rows import OutboxRow, describe, rows_for
 from orchestrator.engine.runtime import Runtime
-from orchestrator.graph import split_text
+from orchestrator.engine.triggers import action_trigger, trigger_for
+from orchestrator.engine.writes import TranscriptLine, Writes
 from orchestrator.ingress.events import Event, EventKind
-from orchestrator.ingress.parser.envelope import parse_payload
 from orchestrator.store.queries import q
 from state_machines import (
     ActionError,
-    AppAction,
-    AppRolesChanged,
     CancelTimer,
     ConversationView,
-    CustomerActivity,
-    CustomerMessage,
     Decision,
     Deliver,
-    Echo,
-    MetaHandover,
-    OwnerReconciled,
-    PrivateReply,
-    PrivateReplyEffect,
-    SenderAction,
-    SendMessage,
     SetTimer,
-    ThreadControl,
-    TimerFired,
-    action_from_json,
     decide,
 )
 
 log = structlog.get_logger(__name__)
 
-# PLATFORM 4.5: what (re)opens the 24-hour window besides a message.
-_OPENS_WINDOW = {"postback", "reaction", "referral", "comment", "live_comment"}
-_ACTIVITY = _OPENS_WINDOW | {"read", "message_edit", "message_deleted", "mention"}
-_HANDOVER = {
-    "pass_thread_control": "pass",
-    "take_thread_control": "take",
-    "request_thread_control": "request",
-}
 
+class IdPool:
+    """Outbox ids drawn in blocks, for deliveries run inline (their id is the delivery's
+    idempotency key, known before the row is written)."""
 
-def reparse(row: Any) -> Event | None:
-    """Rebuild the typed event from the stored raw item (parsing is pure and deterministic,
-    so storing the raw item is enough and keeps exactly what Meta sent)."""
-    source = row["source"]
-    if source not in ("messaging", "standby", "changes"):
-        return None
-    entry = {"id": row["account_id"], source: [row["payload"]]}
-    parsed = parse_payload({"object": "instagram", "entry": [entry]})
-    return parsed.events[0] if parsed.events else None
+    def __init__(self) -> None:
+        self._ids: list[int] = []
+
+    async def take(self, conn: asyncpg.Connection) -> int:
+        if not self._ids:
+            rows = await conn.fetch(q("draw_outbox_ids"), 32)
+            self._ids = [r["id"] for r in reversed(rows)]
+        return self._ids.pop()
 
 
 class ConversationProcessor:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
+        self.inline_apps = {
+            a.name for a in rt.config.apps if a.handler and not a.url and a.name in rt.subapps
+        }
 
     async def process(
-        self, conn: asyncpg.Connection, conversation: dict[str, Any], event: Any
+        self,
+        conn: asyncpg.Connection,
+        conversation: dict[str, Any],
+        event: Any,
+        writes: Writes,
+        ids: IdPool,
     ) -> dict[str, Any]:
+        """Decide one event; `conversation` is updated in place for the next one. Returns the
+        result recorded on the event row."""
         rt = self.rt
         account = rt.config.account(conversation["account_id"])
         if account is None:
             log.warning("event_for_unknown_account", account_id=conversation["account_id"])
             return {"note": f"account {conversation['account_id']} is not registered"}
-        view = (
-            ConversationView.from_json(conversation["view"])
-            if conversation["view"]
-            else ConversationView(locale=account.locale)
-        )
         now = rt.clock.now()
         if event["unsent"] or (event["kind"] == "message_deleted" and event["mid"]):
             # One erase mechanism (orchestrator_erase). For a deletion this is the guarantee:
-            # per-conversation order processes it after its message, whose transcript row
-            # then exists, whatever raced with intake's immediate erase.
+            # per-conversation order processes it after its message, whose transcript line is
+            # written first (flush), whatever raced with intake's immediate erase.
+            await writes.flush(conn)
             await conn.execute(q("erase_unsent"), [conversation["account_id"]], [event["mid"]])
         if event["erased"] or event["unsent"]:
             # Unsent before we got to it: keep a tombstone in the transcript, decide nothing.
-            await conn.execute(
-                q("insert_message"),
-                conversation["id"],
-                event["mid"],
-                "in",
-                "customer",
-                None,
-                None,
-                None,
-                event["occurred_at"],
-                now,
-                None,
+            writes.transcript.append(
+                TranscriptLine(
+                    conversation["id"],
+                    event["mid"],
+                    "in",
+                    "customer",
+                    None,
+                    None,
+                    None,
+                    event["occurred_at"],
+                    deleted_at=now,
+                )
             )
             return {"note": "unsent by the customer before processing; content erased"}
-        trigger, typed = await self._trigger(conn, conversation, event)
-        if typed is not None and typed.kind in (EventKind.MESSAGE, EventKind.MESSAGE_ECHO):
-            await self._transcribe(conn, conversation["id"], event, typed)
-        elif typed is not None and typed.kind == EventKind.MESSAGE_EDIT:
-            await conn.execute(
-                q("edit_message"), conversation["id"], event["mid"], getattr(typed, "text", None)
-            )
+        trigger, typed = await trigger_for(conn, conversation, event)
+        if typed is not None:
+            await self._transcribe(conn, conversation["id"], event, typed, writes)
         if trigger is None:
             note = f"{event['kind']}: recorded, no decision needed"
             log.info("event_processed", event_id=event["id"], kind=event["kind"], note=note)
             return {"note": note, "state": conversation["state"]}
+        view = self._view(conversation, account.locale)
         decision = decide(view, trigger, now, rt.policy)
-        await self._apply(conn, conversation, event, decision)
+        await self._apply(conn, conversation, event["id"], decision, writes, ids, depth=0)
         # (from_state, trigger): which table row decided, for QA's scenario coverage.
         return {
             **self._result(event, decision),
@@ -124,85 +109,24 @@ class ConversationProcessor:
             "from_state": str(view.state),
         }
 
-    async def _trigger(
-        self, conn: asyncpg.Connection, conversation: dict[str, Any], row: Any
-    ) -> tuple[Any, Event | None]:
-        kind, at = row["kind"], row["occurred_at"]
-        payload = row["payload"]
-        if kind == "action":
-            try:
-                action = action_from_json(payload["action"])
-            except ActionError as exc:
-                raise ValueError(f"stored action is invalid: {exc}") from exc
-            if isinstance(action, PrivateReply):
-                info = await conn.fetchrow(
-                    q("comment_info"),
-                    conversation["account_id"],
-                    action.comment_id,
-                    conversation["id"],
-                )
-                action = PrivateReply(
-                    comment_id=action.comment_id,
-                    message=action.message,
-                    comment_at=info["comment_at"],
-                    already_replied=info["already_replied"],
-                )
-            return AppAction(
-                at=at, app=payload["app"], action=action, request_id=payload.get("request_id")
-            ), None
-        if kind == "timer":
-            return TimerFired(at=at, kind=payload["timer"], generation=payload["generation"]), None
-        if kind == "owner_reconciled":
-            return OwnerReconciled(at=at, owner_app_id=payload.get("owner_app_id")), None
-        typed = reparse({**dict(row), "account_id": conversation["account_id"]})
-        if typed is None:
-            return None, None
-        event_json = {**typed.to_json(), "type": str(typed.kind)}
-        if kind == "message":
-            return CustomerMessage(
-                at=at,
-                mid=typed.mid,  # type: ignore[attr-defined]
-                text=getattr(typed, "text", None),
-                quick_reply_payload=getattr(typed, "quick_reply_payload", None),
-                has_attachments=bool(getattr(typed, "attachments", ())),
-                event=event_json,
-            ), typed
-        if kind == "message_echo":
-            return Echo(
-                at=at,
-                app_id=getattr(typed, "app_id", None),
-                mid=getattr(typed, "mid", None),
-                event=event_json,
-            ), typed
-        if kind in _HANDOVER:
-            return MetaHandover(
-                at=at,
-                kind=_HANDOVER[kind],  # type: ignore[arg-type]
-                previous_owner_app_id=getattr(typed, "previous_owner_app_id", None),
-                new_owner_app_id=getattr(typed, "new_owner_app_id", None),
-                requested_owner_app_id=getattr(typed, "requested_owner_app_id", None),
-                metadata=getattr(typed, "metadata", None),
-                event=event_json,
-            ), typed
-        if kind == "app_roles":
-            return AppRolesChanged(at=at, roles=getattr(typed, "roles", {})), typed
-        if kind == "postback" and row["source"] == "standby" and _ours_in_control(conversation):
-            return None, typed  # the owner's copy (with the payload) makes the decision
-        if kind in ("comment", "live_comment") and typed.customer_id == conversation["account_id"]:
-            return None, typed  # the business's own comment reply: never a customer's activity
-        if kind in _ACTIVITY:
-            return CustomerActivity(
-                at=at,
-                kind=kind,
-                opens_window=kind in _OPENS_WINDOW,
-                event=event_json,
-                payload=getattr(typed, "payload", None),
-            ), typed
-        return None, typed  # unknown: stored raw and flagged at intake, nothing to decide
+    @staticmethod
+    def _view(conversation: dict[str, Any], locale: str) -> ConversationView:
+        if conversation["view"]:
+            return ConversationView.from_json(conversation["view"])
+        return ConversationView(locale=locale)
 
     async def _transcribe(
-        self, conn: asyncpg.Connection, conversation_id: int, row: Any, typed: Event
+        self, conn: asyncpg.Connection, cid: int, row: Any, typed: Event, writes: Writes
     ) -> None:
+        if typed.kind == EventKind.MESSAGE_EDIT:
+            await writes.flush(conn)  # the edited message's own line may be in this batch
+            # text None: the edit did not say the new text; the stored one is kept.
+            await conn.execute(
+                q("edit_message"), cid, row["mid"], getattr(typed, "text", None), row["occurred_at"]
+            )
+            return
+        if typed.kind not in (EventKind.MESSAGE, EventKind.MESSAGE_ECHO):
+            return
         is_echo = typed.kind == EventKind.MESSAGE_ECHO
         if is_echo:
             app = self.rt.config.app_by_id(str(getattr(typed, "app_id", "") or ""))
@@ -210,63 +134,141 @@ class ConversationProcessor:
         else:
             author = "customer"
         attachments = [a.payload | {"type": a.type} for a in getattr(typed, "attachments", ())]
-        await conn.execute(
-            q("insert_message"),
-            conversation_id,
-            getattr(typed, "mid", None),
-            "out" if is_echo else "in",
-            author,
-            "echo" if is_echo else None,
-            getattr(typed, "text", None),
-            attachments or None,
-            row["occurred_at"],
-            None,
-            None,
+        writes.transcript.append(
+            TranscriptLine(
+                cid,
+                getattr(typed, "mid", None),
+                "out" if is_echo else "in",
+                author,
+                "echo" if is_echo else None,
+                getattr(typed, "text", None),
+                attachments or None,
+                row["occurred_at"],
+            )
         )
 
     async def _apply(
-        self, conn: asyncpg.Connection, conversation: dict[str, Any], row: Any, d: Decision
+        self,
+        conn: asyncpg.Connection,
+        conversation: dict[str, Any],
+        event_id: int | None,
+        d: Decision,
+        writes: Writes,
+        ids: IdPool,
+        *,
+        depth: int,
     ) -> None:
+        rt = self.rt
         cid = conversation["id"]
         view_json = d.view.to_json()
-        await conn.execute(
-            q("update_conversation"), cid, str(d.view.state), d.view.owner_app, view_json
-        )
-        conversation.update(state=str(d.view.state), owner_app=d.view.owner_app, view=view_json)
-        kinds: list[str] = []
-        apps: list[str] = []
-        payloads: list[dict[str, Any]] = []
+        state = str(d.view.state)
+        writes.conversation(cid, state, d.view.owner_app, view_json)
+        conversation.update(state=state, owner_app=d.view.owner_app, view=view_json)
+        now = rt.clock.now()
+        inline: list[Deliver] = []
         for effect in d.effects:
             if isinstance(effect, SetTimer):
-                await conn.execute(
-                    q("set_timer"), cid, effect.kind, effect.due_at, effect.generation
-                )
+                writes.timers[(cid, effect.kind)] = (effect.due_at, effect.generation)
             elif isinstance(effect, CancelTimer):
-                await conn.execute(q("cancel_timer"), cid, effect.kind)
+                writes.timers[(cid, effect.kind)] = None
+            elif isinstance(effect, Deliver) and self._runs_inline(effect, depth):
+                inline.append(effect)
             else:
-                for kind, app, payload in _outbox_rows(effect):
-                    kinds.append(kind)
-                    apps.append(app)
-                    payloads.append(payload)
-        if kinds:
-            await conn.execute(
-                q("insert_outbox"),
-                cid,
-                row["id"],
-                kinds,
-                apps,
-                [json.dumps(p, default=str) for p in payloads],
-                self.rt.clock.now(),
-            )
-            await conn.execute(q("notify_outbox"))
-        m = self.rt.metrics
+                for kind, app, lane, payload in rows_for(effect):
+                    writes.outbox.append(
+                        OutboxRow(
+                            cid, conversation["account_id"], event_id, kind, app, lane, payload, now
+                        )
+                    )
         if d.transition:
-            m.transitions.labels(d.transition).inc()
+            rt.metrics.transitions.labels(d.transition).inc()
         if d.refusal:
-            m.refusals.labels(d.refusal.code).inc()
+            rt.metrics.refusals.labels(d.refusal.code).inc()
+        # After every effect of this decision is queued: what an app does in answer comes
+        # after what the decision itself said (e.g. support sees the customer's message
+        # before the bot's handover request it prompted).
+        for effect in inline:
+            await self._deliver_inline(conn, conversation, event_id, effect, writes, ids, depth)
+
+    def _runs_inline(self, effect: Deliver, depth: int) -> bool:
+        return effect.app in self.inline_apps and depth < MAX_DEPTH
+
+    async def _deliver_inline(
+        self,
+        conn: asyncpg.Connection,
+        conversation: dict[str, Any],
+        event_id: int | None,
+        effect: Deliver,
+        writes: Writes,
+        ids: IdPool,
+        depth: int,
+    ) -> None:
+        """Call the in-process app now and decide its actions in the same step; the delivery
+        is recorded as an outbox row that is already done (or dead, with the reason)."""
+        rt = self.rt
+        delivery_id = await ids.take(conn)
+        [(kind, app, lane, payload)] = rows_for(effect)
+        outcome = await call_inline(
+            rt.subapps[effect.app],
+            delivery_id=delivery_id,
+            app=effect.app,
+            conversation=conversation,
+            event=payload["event"],
+            standby=effect.standby,
+        )
+        decided: list[dict[str, Any]] = []
+        for i, action_json in enumerate(outcome.actions):
+            request_id = f"delivery-{delivery_id}:{i}"
+            try:
+                trigger = await action_trigger(
+                    conn, conversation, effect.app, action_json, rt.clock.now(), request_id
+                )
+            except ActionError as exc:
+                log.warning("inline_action_invalid", app=effect.app, error=str(exc))
+                decided.append({"action": action_json, "error": str(exc)})
+                continue
+            account = rt.config.account(conversation["account_id"])
+            view = self._view(conversation, account.locale if account else "en")
+            d = decide(view, trigger, rt.clock.now(), rt.policy)
+            await self._apply(conn, conversation, event_id, d, writes, ids, depth=depth + 1)
+            decided.append(
+                {
+                    "action": action_json.get("type"),
+                    "trigger": d.trigger_name,  # with from_state: QA's scenario coverage
+                    "from_state": str(view.state),
+                    "transition": d.transition,
+                    "refusal": d.refusal.code if d.refusal else None,
+                    "effects": [describe(e) for e in d.effects],
+                }
+            )
+        status = "dead" if outcome.error else "done"
+        result: dict[str, Any] = {
+            "delivered": outcome.error is None,
+            "inline": True,
+            "actions": decided,
+        }
+        if outcome.error:
+            result["error"] = outcome.error
+            rt.metrics.outbox.labels(kind, "dead").inc()
+        writes.outbox.append(
+            OutboxRow(
+                conversation["id"],
+                conversation["account_id"],
+                event_id,
+                kind,
+                app,
+                lane,
+                payload,
+                rt.clock.now(),
+                id=delivery_id,
+                status=status,
+                result=result,
+                last_error=outcome.error,
+            )
+        )
 
     def _result(self, row: Any, d: Decision) -> dict[str, Any]:
-        effects = [_describe(e) for e in d.effects]
+        effects = [describe(e) for e in d.effects]
         result: dict[str, Any] = {
             "transition": d.transition,
             "state": str(d.view.state),
@@ -292,83 +294,3 @@ class ConversationProcessor:
             refusal=d.refusal.code if d.refusal else None,
         )
         return result
-
-
-def _ours_in_control(conversation: dict[str, Any]) -> bool:
-    """One of our apps holds the thread (or it is idle, the primary answering), so Meta sends
-    that app the event in `messaging[]`; a standby copy is then only for information."""
-    owner = conversation["owner_app"]
-    return owner is None or not str(owner).startswith("foreign:")
-
-
-def _outbox_rows(effect: Any) -> list[tuple[str, str, dict[str, Any]]]:
-    if isinstance(effect, SendMessage):
-        base = {
-            "messaging_type": effect.messaging_type,
-            "tag": effect.tag,
-            "purpose": effect.purpose,
-            "reply_to_mid": effect.reply_to_mid,
-        }
-        return [
-            ("send_message", effect.app, {**base, "message": m})
-            for m in _split_message(dict(effect.message))
-        ]
-    if isinstance(effect, PrivateReplyEffect):
-        return [
-            (
-                "private_reply",
-                effect.app,
-                {"comment_id": effect.comment_id, "message": dict(effect.message)},
-            )
-        ]
-    if isinstance(effect, SenderAction):
-        return [
-            (
-                "sender_action",
-                effect.app,
-                {"action": effect.action, "mid": effect.mid, "reaction": effect.reaction},
-            )
-        ]
-    if isinstance(effect, ThreadControl):
-        return [
-            (
-                "thread_control",
-                effect.app,
-                {
-                    "action": effect.action,
-                    "target_app_id": effect.target_app_id,
-                    "metadata": effect.metadata,
-                    "duration_s": effect.duration_s,
-                },
-            )
-        ]
-    if isinstance(effect, Deliver):
-        return [("deliver", effect.app, {"event": dict(effect.event), "standby": effect.standby})]
-    raise TypeError(f"no outbox mapping for effect {type(effect).__name__}")
-
-
-def _split_message(message: dict[str, Any]) -> list[dict[str, Any]]:
-    """Text over Meta's 1000-byte limit becomes several messages, in order; quick replies
-    ride on the last one (they belong to the question, which ends the text)."""
-    text = message.get("text")
-    if not isinstance(text, str) or len(text.encode()) <= 1000 or "attachment" in message:
-        return [message]
-    chunks = split_text(text, 1000)
-    out = [{"text": c} for c in chunks]
-    extras = {k: v for k, v in message.items() if k != "text"}
-    out[-1].update(extras)
-    return out
-
-
-def _describe(effect: Any) -> str:
-    if isinstance(effect, SendMessage):
-        return f"send:{effect.purpose}:{effect.app}"
-    if isinstance(effect, ThreadControl):
-        return f"thread_control:{effect.action}:{effect.app}"
-    if isinstance(effect, Deliver):
-        return f"deliver:{effect.app}" + (":standby" if effect.standby else "")
-    if isinstance(effect, SetTimer):
-        return f"set_timer:{effect.kind}"
-    if isinstance(effect, CancelTimer):
-        return f"cancel_timer:{effect.kind}"
-    return type(effect).__name__

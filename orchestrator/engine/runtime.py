@@ -10,7 +10,7 @@ import asyncpg
 from orchestrator.clock import Clock
 from orchestrator.config import Config
 from orchestrator.engine.subapps import SubApp
-from orchestrator.engine.wakeup import Waker
+from orchestrator.engine.wakeup import OUTBOX_CHANNEL, Waker
 from orchestrator.graph import GraphClient, GraphTarget, RetryPolicy
 from orchestrator.ops.metrics import Metrics
 from state_machines import Policy
@@ -26,8 +26,13 @@ class Runtime:
     graph: GraphClient
     policy: Policy
     retry_policy: RetryPolicy
-    waker: Waker
+    waker: Waker  # new events stored: wakes event workers (here at once, NOTIFY elsewhere)
     subapps: dict[str, SubApp] = field(default_factory=dict)
+    outbox_waker: Waker | None = None  # new outbox rows committed: wakes dispatchers
+
+    def __post_init__(self) -> None:
+        if self.outbox_waker is None:
+            self.outbox_waker = Waker(self.pool, channel=OUTBOX_CHANNEL)
 
     def graph_target(self, account_id: str, app_name: str) -> GraphTarget:
         """Which host and token to use when `app_name` acts on `account_id`'s behalf."""

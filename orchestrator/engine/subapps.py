@@ -85,7 +85,18 @@ def load_subapp(index: int, app: AppConfig, ctx: AppContext) -> SubApp | None:
     except Exception as exc:
         raise SubAppLoadError(f"{where}: {handler} failed to start: {exc}") from exc
     if not isinstance(instance, SubApp) or not inspect.iscoroutinefunction(instance.handle):
-        raise SubAppLoadError(
-            f"{where}: {handler} must have `async def handle(self, delivery)`"
-        )
+        raise SubAppLoadError(f"{where}: {handler} must have `async def handle(self, delivery)`")
     return instance
+
+
+def conversation_summary(conv: Mapping[str, Any]) -> dict[str, Any]:
+    """What a sub-app is told about the conversation with each delivery."""
+    view = conv["view"] or {}
+    return {
+        "id": conv["id"],
+        "account_id": conv["account_id"],
+        "customer_id": conv["customer_id"],
+        "state": conv["state"],
+        "owner_app": conv["owner_app"],
+        "locale": view.get("locale"),
+    }

@@ -1,60 +1,72 @@
-"""Event workers: claim one conversation at a time, process its pending events in order.
+"""Event workers: claim many conversations at once, process their pending events in order.
 
-Exclusivity is a row lock on the conversation held for the processing transaction
-(`FOR UPDATE SKIP LOCKED`): any number of workers in any number of processes share the
+Exclusivity is a row lock on each claimed conversation held for the processing transaction
+(`FOR NO KEY UPDATE SKIP LOCKED`): any number of workers in any number of processes share the
 database, no conversation is ever handled by two at once, and work claimed by a worker that
 dies is simply unlocked by PostgreSQL when its session ends — no reaper needed, because the
 transaction that would have marked the events done never commits.
+
+Throughput comes from batching, not from shortcuts: one claim takes up to
+`conversations_per_claim` conversations (oldest head first; one busy conversation takes one
+slot, never the whole claim), deciding is pure and in memory, and the writes of the whole
+batch go out in a handful of statements (`writes.Writes`). If that fast path fails on the
+database (a value PostgreSQL rejects, a bug), the batch is rolled back and redone one event
+per savepoint, so one bad event is marked failed and never blocks the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 import structlog
 
 from orchestrator.clock import Clock
 from orchestrator.engine.loop import run_until_stopped
+from orchestrator.engine.processing import ConversationProcessor, IdPool
+from orchestrator.engine.writes import Writes
 from orchestrator.ops.metrics import Metrics
 from orchestrator.store.queries import q
 
 log = structlog.get_logger(__name__)
-
-
-class Processor(Protocol):
-    async def process(
-        self, conn: asyncpg.Connection, conversation: dict[str, Any], event: asyncpg.Record
-    ) -> dict[str, Any]:
-        """Apply one event inside the worker's transaction.
-
-        Mutates `conversation` (state, owner_app, view) in place for the next event and
-        returns the result recorded on the event row.
-        """
-        ...
+HOUSEKEEPING_S = 0.1
+CONNECTION_ERRORS = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+)
 
 
 class EventWorker:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        processor: Processor,
+        processor: ConversationProcessor,
         *,
         clock: Clock,
         metrics: Metrics,
         name: str = "worker",
-        batch: int = 20,
+        conversations_per_claim: int = 64,
+        events_per_conversation: int = 50,
         poll_interval: float = 0.5,
+        on_outbox: Callable[[], None] | None = None,
     ) -> None:
         self.pool = pool
         self.processor = processor
         self.clock = clock
         self.metrics = metrics
         self.name = name
-        self.batch = batch
+        self.conversations_per_claim = conversations_per_claim
+        self.events_per_conversation = events_per_conversation
         self.poll_interval = poll_interval
+        self.on_outbox = on_outbox or (lambda: None)
+        self._failed_ids: set[int] = set()
+        self._idle = True
+        self._next_housekeeping = 0.0
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
         """Process until `stop` is set (see `loop.run_until_stopped`)."""
@@ -68,59 +80,150 @@ class EventWorker:
         )
 
     async def run_once(self) -> int:
-        """One unit of work: due timers, orphan events, then one conversation's head events."""
-        now = self.clock.now()
+        """One unit of work: due timers and orphan events (when idle, or at most every
+        `HOUSEKEEPING_S` while busy: two statements per batch were a fifth of a busy
+        worker's round trips), then one batch of conversations."""
+        loop = asyncio.get_running_loop()
+        fired: list[Any] = []
         async with self.pool.acquire() as conn:
-            fired = await conn.fetch(q("fire_due_timers"), now)
-            if fired:
-                log.info("timers_fired", count=len(fired))
-            for rec in await conn.fetch(q("orphan_events")):
-                log.info(
-                    "event_recorded",
-                    event_id=rec["id"],
-                    kind=rec["kind"],
-                    account_id=rec["account_id"],
-                    note="concerns no conversation",
-                )
+            if self._idle or loop.time() >= self._next_housekeeping:
+                self._next_housekeeping = loop.time() + HOUSEKEEPING_S
+                fired = await conn.fetch(q("fire_due_timers"), self.clock.now())
+                if fired:
+                    log.info("timers_fired", count=len(fired))
+                for rec in await conn.fetch(q("orphan_events")):
+                    log.info(
+                        "event_recorded",
+                        event_id=rec["id"],
+                        kind=rec["kind"],
+                        account_id=rec["account_id"],
+                        note="concerns no conversation",
+                    )
             # Shielded: once claimed, finishing the transaction must not be torn by a
             # cancellation (shutdown waits for it; a crash rolls it back as a whole).
-            done = await asyncio.shield(self._process_one_conversation(conn, now))
+            done = await asyncio.shield(self._step(conn))
+        self._idle = done == 0
         return done + len(fired)
 
-    async def _process_one_conversation(self, conn: asyncpg.Connection, now: datetime) -> int:
-        async with conn.transaction():
-            row = await conn.fetchrow(q("claim_conversation"))
-            if row is None:
-                return 0
-            conversation = dict(row)
-            structlog.contextvars.bind_contextvars(conversation_id=conversation["id"])
-            try:
-                events = await conn.fetch(q("head_events"), conversation["id"], self.batch)
-                for event in events:
-                    await self._process_event(conn, conversation, event)
-            finally:
-                structlog.contextvars.unbind_contextvars("conversation_id")
-            return len(events)
-
-    async def _process_event(
-        self, conn: asyncpg.Connection, conversation: dict[str, Any], event: asyncpg.Record
-    ) -> None:
-        snapshot = dict(conversation)
+    async def _step(self, conn: asyncpg.Connection) -> int:
         try:
-            async with conn.transaction():  # a savepoint: one bad event never blocks the rest
-                result = await self.processor.process(conn, conversation, event)
-                await conn.execute(q("finish_event"), event["id"], "done", result, None)
-        except (OSError, asyncpg.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError):
-            raise  # the connection is gone: the whole claim rolls back and is retried
-        except Exception as exc:  # a bug or bad data: record it, never loop on it
+            done, outbox = await self._batch(conn, safe=False)
+        except CONNECTION_ERRORS:
+            raise
+        except Exception as exc:
+            log.warning("batch_failed_redone_one_by_one", error=f"{type(exc).__name__}: {exc}")
+            done, outbox = await self._batch(conn, safe=True)
+        if outbox:
+            self.on_outbox()
+        return done
+
+    async def _batch(self, conn: asyncpg.Connection, *, safe: bool) -> tuple[int, int]:
+        """(events handled, outbox rows written) for one claim of conversations."""
+        writes = Writes()
+        ids = IdPool()
+        outbox = 0
+        handled: list[Any] = []
+        async with conn.transaction():
+            claimed = [
+                dict(c)
+                for c in await conn.fetch(q("claim_conversations"), self.conversations_per_claim)
+            ]
+            if not claimed:
+                return 0, 0
+            events = await conn.fetch(
+                q("head_events"), [c["id"] for c in claimed], self.events_per_conversation
+            )
+            by_conversation: dict[int, list[Any]] = {}
+            for e in events:
+                by_conversation.setdefault(e["conversation_id"], []).append(e)
+            for conversation in claimed:
+                structlog.contextvars.bind_contextvars(conversation_id=conversation["id"])
+                try:
+                    for event in by_conversation.get(conversation["id"], ()):
+                        if safe:
+                            ok = await self._event_in_savepoint(
+                                conn, conversation, event, writes, ids
+                            )
+                            outbox += ok
+                        else:
+                            await self._event(conn, conversation, event, writes, ids)
+                        handled.append(event)
+                finally:
+                    structlog.contextvars.unbind_contextvars("conversation_id")
+            outbox += writes.pending_outbox
+            await writes.flush(conn)
+        self._observe(handled)
+        return len(handled), outbox
+
+    async def _event(
+        self,
+        conn: asyncpg.Connection,
+        conversation: dict[str, Any],
+        event: Any,
+        writes: Writes,
+        ids: IdPool,
+    ) -> None:
+        """Fast path: a failure in deciding (a bug, bad data) fails this event only; a failure
+        of the database aborts the transaction and propagates (the batch is redone safely)."""
+        snapshot = dict(conversation)
+        cp = writes.checkpoint()
+        try:
+            result = await self.processor.process(conn, conversation, event, writes, ids)
+        except (asyncpg.PostgresError, *CONNECTION_ERRORS):
+            raise
+        except Exception as exc:
+            writes.rollback(cp)
             conversation.clear()
             conversation.update(snapshot)
-            log.exception("event_failed", event_id=event["id"], kind=event["kind"])
-            await conn.execute(
-                q("finish_event"), event["id"], "failed", None, f"{type(exc).__name__}: {exc}"
-            )
-            self.metrics.events_processed.labels(event["kind"], "failed").inc()
+            self._failed(event, exc, writes)
             return
-        self.metrics.events_processed.labels(event["kind"], "done").inc()
-        lag = (datetime.now(UTC) - event["received_at"]).total_seconds()
-        self.metrics.processing_lag.observe(max(lag, 0.0))
+        writes.finish(event["id"], "done", result, None)
+
+    async def _event_in_savepoint(
+        self,
+        conn: asyncpg.Connection,
+        conversation: dict[str, Any],
+        event: Any,
+        writes: Writes,
+        ids: IdPool,
+    ) -> int:
+        """Safe path: one event, one savepoint, its writes flushed inside it."""
+        snapshot = dict(conversation)
+        try:
+            async with conn.transaction():
+                result = await self.processor.process(conn, conversation, event, writes, ids)
+                writes.finish(event["id"], "done", result, None)
+                outbox = writes.pending_outbox
+                await writes.flush(conn)
+                return outbox
+        except CONNECTION_ERRORS:
+            raise
+        except Exception as exc:
+            writes.clear()
+            conversation.clear()
+            conversation.update(snapshot)
+            self._failed(event, exc, writes)
+            await writes.flush(conn)
+            return 0
+
+    def _failed(self, event: Any, exc: Exception, writes: Writes) -> None:
+        log.error(
+            "event_failed",
+            event_id=event["id"],
+            kind=event["kind"],
+            error=f"{type(exc).__name__}: {exc}",
+            exc_info=exc,
+        )
+        writes.finish(event["id"], "failed", None, f"{type(exc).__name__}: {exc}")
+        self._failed_ids.add(event["id"])
+        self.metrics.events_processed.labels(event["kind"], "failed").inc()
+
+    def _observe(self, handled: list[Any]) -> None:
+        now = datetime.now(UTC)
+        for event in handled:
+            if event["id"] in self._failed_ids:
+                self._failed_ids.discard(event["id"])
+                continue
+            self.metrics.events_processed.labels(event["kind"], "done").inc()
+            lag = (now - event["received_at"]).total_seconds()
+            self.metrics.processing_lag.observe(max(lag, 0.0))

@@ -36,7 +36,7 @@ def _line_col(text: str | bytes, pos: int) -> tuple[int, int]:
     return text.count(newline, 0, pos) + 1, pos - text.rfind(newline, 0, pos)
 
 
-def _load_json(body: bytes) -> Any:
+def load_json(body: bytes) -> Any:
     if isinstance(body, str):  # tolerated, although the edge hands over raw bytes
         text = body
     else:

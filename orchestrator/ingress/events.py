@@ -1,24 +1,28 @@
-"""Typed webhook events: immutable value objects built by `orchestrator.ingress.parser.envelope`.
+"""Typed webhook events: immutable value objects built by `orchestrator.ingress.parser`.
 
 One event per `messaging[]` / `standby[]` / `changes[]` item of a Meta webhook POST (PLATFORM 2).
 Ids are always strings, times are epoch milliseconds, and `raw` keeps the item exactly as Meta
 sent it, so nothing is lost when a field is not modelled here. `to_json()` is the plain form used
-for logs and for delivery to sub-apps.
+for logs, storage and delivery to sub-apps; `event_from_json()` is its exact inverse, so a stored
+typed event is rebuilt without parsing the raw item again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from enum import Enum, StrEnum
 from math import isfinite
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 __all__ = [
+    "AccountLinkingEvent",
     "AnyEvent",
     "AppRolesEvent",
     "Attachment",
     "CommentEvent",
+    "DeliveryEvent",
     "Event",
     "EventKind",
     "EventSource",
@@ -27,12 +31,16 @@ __all__ = [
     "MessageDeletedEvent",
     "MessageEditEvent",
     "MessageEvent",
+    "OptinEvent",
+    "PolicyEnforcementEvent",
     "PostbackEvent",
     "ReactionEvent",
     "ReadEvent",
     "Referral",
     "ReferralEvent",
+    "StoryInsightsEvent",
     "UnknownEvent",
+    "event_from_json",
     "jsonable",
 ]
 
@@ -54,9 +62,16 @@ class EventKind(StrEnum):
     TAKE_THREAD_CONTROL = "take_thread_control"
     REQUEST_THREAD_CONTROL = "request_thread_control"
     APP_ROLES = "app_roles"
+    # Messenger only (object "page"): delivery receipts, opt-ins, Page policy notices, account
+    # linking (docs/payloads.md).
+    DELIVERY = "delivery"
+    OPTIN = "optin"
+    POLICY_ENFORCEMENT = "policy_enforcement"
+    ACCOUNT_LINKING = "account_linking"
     COMMENT = "comment"
     LIVE_COMMENT = "live_comment"
     MENTION = "mention"
+    STORY_INSIGHTS = "story_insights"
     UNKNOWN = "unknown"
 
 
@@ -115,8 +130,10 @@ class Referral:
 class Attachment:
     """One `message.attachments[]` element of any type (PLATFORM 2.2); nothing is downloaded.
 
-    `url`/`title` come from the payload, or from the attachment itself (Messenger `fallback`).
-    `payload` keeps the whole payload for types not modelled here (template, booking, ...).
+    `url` is the first of `payload.url`, `payload.story_media_url` (`ig_story`), the
+    attachment's own `url` or `URL` (Messenger `fallback`, old spelling); `title` likewise from
+    the payload or the attachment. `payload` keeps the whole payload for types not modelled here
+    (template, booking, ...).
     """
 
     type: str
@@ -131,10 +148,15 @@ class Attachment:
 class Event:
     """Fields every event has; see the subclasses for the per-kind fields.
 
-    `account_id` is the business account, `customer_id` the customer's IGSID (None when the
-    event has no customer), `dedup_key` is stable across redeliveries and across
-    `messaging[]`/`standby[]`, and `raw` is the item exactly as received (for IG Login's layout
-    with `field`/`value` directly under the entry: `{"field": ..., "value": ...}`).
+    `account_id` is the business account, `customer_id` the customer's IGSID or PSID (None
+    when the event has no customer or Meta did not say who it was), `dedup_key` is stable across
+    redeliveries and across `messaging[]`/`standby[]`, and `raw` is the item exactly as received
+    (for IG Login's layout with `field`/`value` directly under the entry: `{"field": ...,
+    "value": ...}`).
+
+    `is_self` marks Meta's self messaging: the business messaging its own account to preview
+    its automation. The "customer" is then the business's own scoped id: deliver to the bot,
+    never count it as a customer (no 24-hour window applies).
     """
 
     KINDS: ClassVar[frozenset[EventKind]] = frozenset(EventKind)
@@ -146,6 +168,7 @@ class Event:
     customer_id: str | None = None
     timestamp_ms: int
     dedup_key: str
+    is_self: bool = False
     raw: dict[str, Any] = field(default_factory=dict, hash=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -209,11 +232,23 @@ class MessageDeletedEvent(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MessageEditEvent(Event):
+    """The customer edited a message (at most 5 times; `num_edit` counts from 0).
+
+    Meta often sends only `mid` and `num_edit`: then `text_known` is False and `text` is None,
+    which means "the new text is unknown" and never "erase the text". With `text_known` True,
+    `text` is the new text ("" included).
+    """
+
     KINDS: ClassVar[frozenset[EventKind]] = frozenset({EventKind.MESSAGE_EDIT})
 
     mid: str
     text: str | None = None
+    text_known: bool = False
     num_edit: int | None = None
+
+    def _check(self) -> None:
+        if self.text_known != (self.text is not None):
+            raise ValueError(f"text_known={self.text_known} but text is {self.text!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -242,7 +277,8 @@ class PostbackEvent(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReadEvent(Event):
-    """IG sends `mid`; Messenger sends `watermark` (normalised to epoch ms)."""
+    """IG sends `mid`; Messenger sends `watermark` (normalised to epoch ms). A read without
+    `sender` (seen in real deliveries) has no `customer_id`: only its `mid` tells whose it is."""
 
     KINDS: ClassVar[frozenset[EventKind]] = frozenset({EventKind.READ})
 
@@ -287,8 +323,62 @@ class AppRolesEvent(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryEvent(Event):
+    """Messenger: the customer's device received the Page's messages (`mids`, possibly empty)
+    and every message before `watermark` (epoch ms)."""
+
+    KINDS: ClassVar[frozenset[EventKind]] = frozenset({EventKind.DELIVERY})
+
+    mids: tuple[str, ...] = ()
+    watermark: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OptinEvent(Event):
+    """Messenger opt-in: a plugin (`ref`, and `user_ref` instead of a sender for the checkbox
+    plugin: then there is no `customer_id`) or a marketing-message / one-time notification
+    opt-in (`optin_type`, `payload`, `token`, `token_expires_ms`, `title`)."""
+
+    KINDS: ClassVar[frozenset[EventKind]] = frozenset({EventKind.OPTIN})
+
+    optin_type: str | None = None
+    ref: str | None = None
+    user_ref: str | None = None
+    payload: str | None = None
+    token: str | None = None
+    token_expires_ms: int | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyEnforcementEvent(Event):
+    """Meta warned, blocked or unblocked the Page for policy reasons (no customer); `reason`
+    is absent on `unblock`."""
+
+    KINDS: ClassVar[frozenset[EventKind]] = frozenset({EventKind.POLICY_ENFORCEMENT})
+
+    action: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountLinkingEvent(Event):
+    """Messenger account linking: `status` is `linked` (with the `authorization_code` your
+    login page passed through) or `unlinked`."""
+
+    KINDS: ClassVar[frozenset[EventKind]] = frozenset({EventKind.ACCOUNT_LINKING})
+
+    status: str
+    authorization_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CommentEvent(Event):
-    """A comment or live comment on the account's media; `customer_id` is the commenter."""
+    """A comment or live comment on the account's media; `customer_id` is the commenter.
+
+    The Instagram-Login layout may name the commenter by `username` only: then `customer_id`
+    is None (no conversation can be made for it) and the comment is known by `comment_id`.
+    """
 
     KINDS: ClassVar[frozenset[EventKind]] = frozenset({EventKind.COMMENT, EventKind.LIVE_COMMENT})
 
@@ -312,6 +402,16 @@ class MentionEvent(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StoryInsightsEvent(Event):
+    """Metrics of one of the account's stories, sent once when it expires (no customer)."""
+
+    KINDS: ClassVar[frozenset[EventKind]] = frozenset({EventKind.STORY_INSIGHTS})
+
+    media_id: str
+    metrics: dict[str, int] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UnknownEvent(Event):
     """An item the parser did not understand, kept so it can be stored and looked at."""
 
@@ -330,7 +430,110 @@ AnyEvent = (
     | ReferralEvent
     | HandoverEvent
     | AppRolesEvent
+    | DeliveryEvent
+    | OptinEvent
+    | PolicyEnforcementEvent
+    | AccountLinkingEvent
     | CommentEvent
     | MentionEvent
+    | StoryInsightsEvent
     | UnknownEvent
 )
+
+
+_EVENT_CLASSES: tuple[type[Event], ...] = (
+    MessageEvent,
+    MessageDeletedEvent,
+    MessageEditEvent,
+    ReactionEvent,
+    PostbackEvent,
+    ReadEvent,
+    ReferralEvent,
+    HandoverEvent,
+    AppRolesEvent,
+    DeliveryEvent,
+    OptinEvent,
+    PolicyEnforcementEvent,
+    AccountLinkingEvent,
+    CommentEvent,
+    MentionEvent,
+    StoryInsightsEvent,
+    UnknownEvent,
+)
+_CLASS_OF_KIND: dict[EventKind, type[Event]] = {
+    kind: cls for cls in _EVENT_CLASSES for kind in cls.KINDS
+}
+assert set(_CLASS_OF_KIND) == set(EventKind), "every kind has exactly one event class"
+
+
+def _referral_from_json(value: Any) -> Referral | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"referral must be an object or null, got {type(value).__name__}")
+    return Referral(**value)
+
+
+def _attachments_from_json(value: Any) -> tuple[Attachment, ...]:
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"attachments must be an array, got {type(value).__name__}")
+    out = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise ValueError(f"an attachment must be an object, got {type(item).__name__}")
+        out.append(Attachment(**item))
+    return tuple(out)
+
+
+def _strings_from_json(name: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{name} must be an array of strings")
+    return tuple(value)
+
+
+def _roles_from_json(value: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict):
+        raise ValueError(f"roles must be an object, got {type(value).__name__}")
+    return {str(app): tuple(roles) for app, roles in value.items()}
+
+
+# Fields whose JSON form differs from the Python value (tuples, nested dataclasses).
+_FIELD_FROM_JSON: dict[str, Callable[[Any], Any]] = {
+    "attachments": _attachments_from_json,
+    "mids": lambda value: _strings_from_json("mids", value),
+    "referral": _referral_from_json,
+    "roles": _roles_from_json,
+}
+
+
+def event_from_json(data: dict[str, Any]) -> AnyEvent:
+    """The event that `to_json()` produced `data` from: `event_from_json(e.to_json()) == e`.
+
+    Strict: an unknown kind, a missing required field or a field the kind does not have raise
+    `ValueError` naming it (a stored event must come back exactly or not at all).
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"an event must be an object, got {type(data).__name__}")
+    raw_kind = data.get("kind")
+    if not isinstance(raw_kind, str) or raw_kind not in set(EventKind):
+        raise ValueError(f"unknown event kind {raw_kind!r}")
+    kind = EventKind(raw_kind)
+    cls = _CLASS_OF_KIND[kind]
+    names = {f.name for f in fields(cls)}
+    extra = sorted(set(data) - names)
+    if extra:
+        raise ValueError(f"{kind} event has no field(s) {', '.join(extra)}")
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        convert = _FIELD_FROM_JSON.get(name)
+        try:
+            values[name] = convert(value) if convert is not None else value
+        except TypeError as exc:
+            raise ValueError(f"{kind} event field {name}: {exc}") from None
+    source = values.get("source")
+    if isinstance(source, str) and source in set(EventSource):  # the parser's enum
+        values["source"] = EventSource(source)
+    try:
+        return cast(AnyEvent, cls(**values))
+    except TypeError as exc:
+        raise ValueError(f"{kind} event: {exc}") from None

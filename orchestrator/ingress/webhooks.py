@@ -9,7 +9,7 @@ from aiohttp import web
 
 from orchestrator.errors import StoreUnavailable
 from orchestrator.ingress import signature
-from orchestrator.ingress.parser.envelope import MalformedJSON, parse_body
+from orchestrator.ingress.parser import MalformedJSON, parse_body
 from orchestrator.store.intake import store_webhook
 from orchestrator.typedefs import CONFIG, METRICS, POOL, RUNTIME
 

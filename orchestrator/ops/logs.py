@@ -7,6 +7,7 @@ objects that print as redacted, and the processor below masks token-like keys de
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import uuid
@@ -19,11 +20,26 @@ from aiohttp import web
 _SENSITIVE = ("token", "secret", "password", "authorization", "api_key", "signature")
 
 
+@functools.cache
+def _sensitive(key: str) -> bool:
+    lowered = key.lower()
+    return any(s in lowered for s in _SENSITIVE)
+
+
 def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    for key in list(event_dict):
-        if any(s in key.lower() for s in _SENSITIVE):
-            event_dict[key] = "***"
+    for key in [k for k in event_dict if _sensitive(k)]:
+        event_dict[key] = "***"
     return event_dict
+
+
+class _Stderr:
+    """Writes each line to the *current* sys.stderr (tests and daemons replace it), so the
+    bound loggers can be cached: resolving them on every call cost more than rendering."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warning = warn = error = critical = exception = failure = fatal = msg
 
 
 def configure(*, json: bool | None = None, level: str = "INFO") -> None:
@@ -41,9 +57,8 @@ def configure(*, json: bool | None = None, level: str = "INFO") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        # Resolved per logger, so a replaced sys.stderr (tests, daemons) is honoured.
-        logger_factory=lambda *_: structlog.PrintLogger(file=sys.stderr),
-        cache_logger_on_first_use=False,
+        logger_factory=lambda *_: _Stderr(),
+        cache_logger_on_first_use=True,
     )
 
 

@@ -88,7 +88,7 @@ async def observe(sb: Sandbox, customer: str, marks: Marks, act: ActOutcome | No
     log = await sb.sim("GET", f"/sim/log/graph?since={marks.graph_seq}")
     cid = row["id"] if row else None
     deliveries = await pool.fetch(
-        "SELECT id, app, status, payload FROM outbox WHERE kind = 'deliver' AND id > $1"
+        "SELECT id, app, status, payload, result FROM outbox WHERE kind = 'deliver' AND id > $1"
         " ORDER BY id",
         marks.outbox_id,
     )
@@ -115,7 +115,10 @@ async def observe(sb: Sandbox, customer: str, marks: Marks, act: ActOutcome | No
         meta_human_window_open=bool(view.get("human_agent_window_open")),
         received=list(view["received"][marks.received :]),
         graph=[c for c in log["data"] if c["seq"] > marks.graph_seq],
-        deliveries=[{**dict(r), "payload": _json(r["payload"])} for r in deliveries],
+        deliveries=[
+            {**dict(r), "payload": _json(r["payload"]), "result": _json(r["result"]) or {}}
+            for r in deliveries
+        ],
         timers={r["kind"]: r["due_at"] for r in timers},
         dead=[dict(r) for r in dead],
         transcript=[dict(r) for r in transcript],

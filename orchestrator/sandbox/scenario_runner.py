@@ -284,11 +284,16 @@ def _inbox_app_id(name: str) -> str | None:
 
 
 def _covered(obs: Observation) -> set[tuple[str, str]]:
+    """The (state, trigger) pairs decided during the step: each event's decision, and the
+    decisions on actions of in-process apps, which run inline with their delivery."""
+    decisions = [e["result"] for e in obs.events]
+    for row in obs.deliveries:
+        actions = row["result"].get("actions") if isinstance(row["result"], dict) else None
+        decisions += [a for a in actions or [] if isinstance(a, dict)]
     out = set()
-    for event in obs.events:
-        result = event["result"]
-        if result.get("trigger") and result.get("from_state"):
-            out.add((str(result["from_state"]), str(result["trigger"])))
+    for d in decisions:
+        if d.get("trigger") and d.get("from_state"):
+            out.add((str(d["from_state"]), str(d["trigger"])))
     return out
 
 

@@ -15,7 +15,8 @@ import pytest
 
 from orchestrator.clock import ManualClock
 from orchestrator.config import Config
-from orchestrator.engine.dispatcher import Dispatcher
+from orchestrator.engine.dispatcher import LEASE_S, Dispatcher
+from orchestrator.engine.outbox_rows import META_LANE, delivery_lane
 from orchestrator.engine.policy import build_policy
 from orchestrator.engine.runtime import Runtime
 from orchestrator.engine.subapps import AppContext, load_subapp
@@ -24,6 +25,7 @@ from orchestrator.graph import GraphClient, RetryPolicy
 from orchestrator.ops.metrics import Metrics
 from orchestrator.sandbox.runner import _free_port
 from orchestrator.store.database import create_pool
+from orchestrator.store.queries import q
 from tests.conftest import ACCOUNT_ID, config_data, make_config
 from tests.meta_mock import MetaMock
 
@@ -74,11 +76,13 @@ async def add_rows(pool: asyncpg.Pool, rows: list[tuple[str, str, dict[str, Any]
     )
     for kind, app, payload in rows:
         await pool.execute(
-            "INSERT INTO outbox (conversation_id, kind, app, payload, available_at) "
-            "VALUES ($1, $2, $3, $4::jsonb, '-infinity')",
+            "INSERT INTO outbox (conversation_id, account_id, kind, app, lane, payload,"
+            " available_at) VALUES ($1, $2, $3, $4, $5, $6::jsonb, '-infinity')",
             cid,
+            ACCOUNT_ID,
             kind,
             app,
+            delivery_lane(app) if kind == "deliver" else META_LANE,
             payload,
         )
     return int(cid)
@@ -122,7 +126,11 @@ async def test_rows_of_a_conversation_are_sent_in_order(runtime: Runtime) -> Non
     ]
 
 
-async def test_rate_limit_613_backs_off_on_the_same_row_and_holds_order(runtime: Runtime) -> None:
+async def test_throttling_pauses_the_account_for_seconds_and_holds_order(
+    runtime: Runtime,
+) -> None:
+    """A 613 pauses the account's sends for about a second (not a row parked for 30-120 s),
+    is not counted as a failed attempt, and the order of the conversation holds."""
     await add_rows(runtime.pool, [send("eins"), send("zwei")])
     limited = {
         "error": {
@@ -136,19 +144,25 @@ async def test_rate_limit_613_backs_off_on_the_same_row_and_holds_order(runtime:
         meta.post(SEND, status=400, payload=limited)
         d = Dispatcher(runtime)
         assert await d.run_once()
-        assert not await d.run_once()  # "zwei" waits behind "eins", which is backing off
+        assert not await d.run_once()  # the account is paused; "zwei" waits behind "eins"
         row = await runtime.pool.fetchrow(
             "SELECT status, attempts, available_at, last_error FROM outbox ORDER BY id LIMIT 1"
         )
-        assert row["status"] == "pending" and row["attempts"] == 1
-        assert (row["available_at"] - runtime.clock.now()).total_seconds() >= 30
-        assert "613" in row["last_error"] or "rate" in row["last_error"].lower()
+        assert row["status"] == "pending" and row["attempts"] == 0
+        assert 0.5 <= (row["available_at"] - runtime.clock.now()).total_seconds() <= 2
+        assert "613" in row["last_error"] and "paused" in row["last_error"]
         meta.post(SEND, payload={"recipient_id": CUSTOMER, "message_id": "m1"})
         meta.post(SEND, payload={"recipient_id": CUSTOMER, "message_id": "m2"})
-        runtime.clock.advance(3600)  # type: ignore[attr-defined]
+        runtime.clock.advance(2)  # type: ignore[attr-defined]
         while await d.run_once():
             pass
-    assert await statuses(runtime.pool) == [("done", 2), ("done", 1)]
+        texts = [
+            (c.kwargs.get("json") or json.loads(c.kwargs["data"]))["message"]["text"]
+            for (_m, _u), cs in meta.requests.items()
+            for c in cs
+        ]
+    assert texts == ["eins", "eins", "zwei"]
+    assert await statuses(runtime.pool) == [("done", 1), ("done", 1)]
 
 
 async def test_not_thread_owner_reconciles_instead_of_retrying(runtime: Runtime) -> None:
@@ -175,25 +189,31 @@ async def test_not_thread_owner_reconciles_instead_of_retrying(runtime: Runtime)
     assert event["payload"]["owner_app_id"] == "1217981644879628"
 
 
-async def test_unreachable_vendor_is_retried_in_order_then_dead_lettered(runtime: Runtime) -> None:
+async def test_unreachable_vendor_never_holds_back_the_customers_replies(
+    runtime: Runtime,
+) -> None:
+    """Deliveries to a sub-app have a lane of their own: a helpdesk that is down is retried
+    in order and then dead-lettered, while the bot's reply behind it goes out at once."""
     delivery = (
         "deliver",
         "support",
         {"event": {"type": "message", "text": "hi"}, "standby": False},
     )
-    await add_rows(runtime.pool, [delivery, send("after the delivery")])
+    second = ("deliver", "support", {"event": {"type": "message", "text": "2"}, "standby": False})
+    await add_rows(runtime.pool, [delivery, send("reply"), second])
     d = Dispatcher(runtime)
     with MetaMock(passthrough=["http://127.0.0.1"]) as meta:
         meta.post(SEND, payload={"recipient_id": CUSTOMER, "message_id": "m1"})
-        for attempt in (1, 2):
-            assert await d.run_once()
-            assert await statuses(runtime.pool) == [("pending", attempt), ("pending", 0)]
-            assert not await d.run_once()  # nothing overtakes the delivery being retried
-            runtime.clock.advance(3600)  # type: ignore[attr-defined]
+        assert await d.run_once() == 2  # the delivery (fails) and the reply (sent) together
+        assert await statuses(runtime.pool) == [("pending", 1), ("done", 1), ("pending", 0)]
+        assert not await d.run_once()  # the second delivery waits behind the first
+        runtime.clock.advance(3600)  # type: ignore[attr-defined]
+        assert await d.run_once()
+        runtime.clock.advance(3600)  # type: ignore[attr-defined]
         assert await d.run_once()  # third attempt: the policy gives up
         assert (await statuses(runtime.pool))[0] == ("dead", 3)
-        assert await d.run_once()  # the next row proceeds
-    assert await statuses(runtime.pool) == [("dead", 3), ("done", 1)]
+        assert await d.run_once()  # the next delivery proceeds (and fails, retried later)
+    assert [s for s, _ in await statuses(runtime.pool)] == ["dead", "done", "pending"]
     reason = await runtime.pool.fetchval("SELECT last_error FROM outbox ORDER BY id LIMIT 1")
     assert "unreachable" in reason
 
@@ -226,16 +246,25 @@ async def test_onboarding_check_warns_per_account_with_a_hint(runtime: Runtime) 
     assert result.ok and result.detail == "1 conversation(s) visible"
 
 
-async def test_row_of_a_dispatcher_that_died_is_recovered_and_sent(runtime: Runtime) -> None:
+async def test_row_of_a_dispatcher_that_died_is_recovered_after_its_lease(
+    runtime: Runtime,
+) -> None:
     """The one documented at-least-once window: a dispatcher dies after claiming a row (maybe
-    after Meta accepted the message). The reaper returns the row; it is sent (again)."""
+    after Meta accepted the message). Its lease is not refreshed; once it expires (seconds,
+    not minutes) the reaper returns the row and it is sent (again)."""
     await add_rows(runtime.pool, [send("eins")])
     claimed = await runtime.pool.fetchrow(
-        "UPDATE outbox SET status = 'doing', attempts = 1, locked_at = now() - interval '10 minutes',"
-        " locked_by = 'dead-dispatcher' RETURNING id"
+        "UPDATE outbox SET status = 'doing', attempts = 1, lease_token = gen_random_uuid(),"
+        " lease_expires_at = now() + make_interval(secs => $1) RETURNING id",
+        LEASE_S,
     )
     d = Dispatcher(runtime)
-    assert not await d.run_once()  # in flight elsewhere: nothing else of this conversation moves
+    assert not await d.run_once()  # in flight elsewhere: nothing else of this lane moves
+    assert await d.reap() == 0  # the lease still runs: a slow dispatcher keeps its row
+    await runtime.pool.execute(
+        "UPDATE outbox SET lease_expires_at = now() - interval '1 second' WHERE id = $1",
+        claimed["id"],
+    )
     assert await d.reap() == 1
     with MetaMock() as meta:
         meta.post(SEND, payload={"recipient_id": CUSTOMER, "message_id": "m1"})
@@ -244,3 +273,86 @@ async def test_row_of_a_dispatcher_that_died_is_recovered_and_sent(runtime: Runt
         "SELECT status, attempts FROM outbox WHERE id = $1", claimed["id"]
     )
     assert (row["status"], row["attempts"]) == ("done", 2)
+
+
+async def test_a_completion_without_the_claims_token_is_refused(runtime: Runtime) -> None:
+    """A dispatcher whose lease expired and whose row was claimed again cannot mark it:
+    completions check the claim's token."""
+    await add_rows(runtime.pool, [send("eins")])
+    d = Dispatcher(runtime)
+    [first] = await d._claim()
+    await runtime.pool.execute("UPDATE outbox SET lease_expires_at = now() - interval '1 s'")
+    assert await d.reap() == 1
+    [second] = await d._claim()
+    assert first["lease_token"] != second["lease_token"]
+    none: list[Any] = []
+    stale = await runtime.pool.fetch(
+        q("outbox_done"),
+        [first["id"]],
+        [first["lease_token"]],
+        ['{"stale": true}'],
+        *([none] * 7),
+        runtime.clock.now(),
+    )
+    assert stale == []
+    fresh = await runtime.pool.fetch(
+        q("outbox_done"),
+        [second["id"]],
+        [second["lease_token"]],
+        ['{"ok": true}'],
+        *([none] * 7),
+        runtime.clock.now(),
+    )
+    assert [r["id"] for r in fresh] == [second["id"]]
+
+
+async def test_a_send_meta_accepted_is_done_even_if_recording_it_fails(runtime: Runtime) -> None:
+    """Meta answering a numeric message_id (or anything we cannot record) must not leave the
+    row in flight to be sent again: the row is marked done whatever fails afterwards."""
+    await add_rows(runtime.pool, [send("eins")])
+    with MetaMock() as meta:
+        meta.post(SEND, payload={"recipient_id": CUSTOMER, "message_id": "m\u0000x"})
+        d = Dispatcher(runtime)
+        assert await d.run_once() == 1
+        assert not await d.run_once()
+        assert len([c for cs in meta.requests.values() for c in cs]) == 1
+    assert await statuses(runtime.pool) == [("done", 1)]
+
+
+async def test_transient_failures_are_retried_with_jitter_within_a_time_budget(
+    runtime: Runtime,
+) -> None:
+    """Meta answering 500 is retried after a jittered delay while the row is younger than the
+    retry budget, and dead-lettered with the budget named once it is older."""
+    runtime.retry_policy = RetryPolicy(max_attempts=50)
+    await add_rows(runtime.pool, [send("eins")])
+    await add_rows(runtime.pool, [send("zwei")])
+    # "zwei" shares the conversation's lane; make it a second conversation's row instead.
+    other = await runtime.pool.fetchval(
+        "INSERT INTO conversations (account_id, customer_id) VALUES ($1, 'other') RETURNING id",
+        ACCOUNT_ID,
+    )
+    await runtime.pool.execute(
+        "UPDATE outbox SET conversation_id = $1, created_at = now() - interval '20 minutes'"
+        " WHERE payload->'message'->>'text' = 'zwei'",
+        other,
+    )
+    failing = {
+        "error": {"message": "An unknown error occurred", "type": "OAuthException", "code": 2}
+    }
+    with MetaMock() as meta:
+        meta.post(SEND, status=500, payload=failing, repeat=True)
+        d = Dispatcher(runtime, retry_budget_s=900)
+        assert await d.run_once() == 2
+    rows = {
+        r["text"]: r
+        for r in await runtime.pool.fetch(
+            "SELECT payload->'message'->>'text' AS text, status, available_at, last_error"
+            " FROM outbox"
+        )
+    }
+    assert rows["eins"]["status"] == "pending"
+    delay = (rows["eins"]["available_at"] - runtime.clock.now()).total_seconds()
+    assert 0 < delay < 2 and delay != 1.0  # the first backoff, spread by jitter
+    assert rows["zwei"]["status"] == "dead"
+    assert "retry budget of 900s spent" in rows["zwei"]["last_error"]

@@ -10,7 +10,9 @@ from typing import Any
 import asyncpg
 
 from orchestrator.clock import SystemClock
+from orchestrator.engine.processing import IdPool
 from orchestrator.engine.worker import EventWorker
+from orchestrator.engine.writes import TranscriptLine, Writes
 from orchestrator.ops.metrics import Metrics
 from orchestrator.store.database import create_pool
 from orchestrator.store.intake import Row, store_rows
@@ -26,7 +28,12 @@ class TrackingProcessor:
         self.active, self.seen, self.violations = active, seen, violations
 
     async def process(
-        self, conn: asyncpg.Connection, conversation: dict[str, Any], event: Any
+        self,
+        conn: asyncpg.Connection,
+        conversation: dict[str, Any],
+        event: Any,
+        writes: Writes,
+        ids: IdPool,
     ) -> dict[str, Any]:
         cid = conversation["id"]
         if cid in self.active:
@@ -82,7 +89,13 @@ async def test_two_worker_pools_keep_per_conversation_order_without_overlap(db_u
     try:
         workers = [
             EventWorker(
-                pool, processor, clock=SystemClock(), metrics=Metrics(), name=f"p{p}w{w}", batch=3
+                pool,
+                processor,
+                clock=SystemClock(),
+                metrics=Metrics(),
+                name=f"p{p}w{w}",
+                conversations_per_claim=3,
+                events_per_conversation=3,
             )
             for p, pool in enumerate(pools)
             for w in range(4)
@@ -169,7 +182,7 @@ async def test_work_of_a_crashed_worker_is_claimable_again(db_url: str) -> None:
     await tr.start()
     from orchestrator.store.queries import q
 
-    assert await doomed.fetchrow(q("claim_conversation")) is not None
+    assert await doomed.fetchrow(q("claim_conversations"), 1) is not None
     doomed.terminate()
     seen: dict[int, list[int]] = {}
     pool = await create_pool(db_url, min_size=1, max_size=2)
@@ -188,3 +201,104 @@ async def test_work_of_a_crashed_worker_is_claimable_again(db_url: str) -> None:
     finally:
         await pool.close()
     assert next(iter(seen.values())) == [0]
+
+
+def _row(customer: str, n: int, seq: int) -> Row:
+    return Row(
+        "17841400000000001",
+        customer,
+        f"{customer}-e{n}",
+        "message",
+        "messaging",
+        f"{customer}-m{n}",
+        datetime(2026, 11, 1, tzinfo=UTC) + timedelta(seconds=n),
+        {"seq": seq},
+    )
+
+
+async def test_a_busy_conversation_held_by_a_worker_does_not_starve_the_others(
+    db_url: str,
+) -> None:
+    """600 pending events of one conversation that another worker holds must not hide the
+    conversations behind them (the old claim looked only at the 500 oldest events)."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        await store_rows(conn, [_row("busy", n, n) for n in range(600)], "bot")
+        await store_rows(conn, [_row("quiet", 1000, 0)], "bot")
+        busy_id = await conn.fetchval("SELECT id FROM conversations WHERE customer_id = 'busy'")
+    finally:
+        await conn.close()
+    holder = await asyncpg.connect(db_url)
+    tr = holder.transaction()
+    await tr.start()
+    await holder.execute("SELECT 1 FROM conversations WHERE id = $1 FOR NO KEY UPDATE", busy_id)
+    seen: dict[int, list[int]] = {}
+    pool = await create_pool(db_url, min_size=1, max_size=2)
+    try:
+        worker = EventWorker(
+            pool, TrackingProcessor(set(), seen, []), clock=SystemClock(), metrics=Metrics()
+        )
+        assert await worker.run_once() == 1  # the quiet conversation's one event
+        assert busy_id not in seen
+    finally:
+        await tr.rollback()
+        await holder.close()
+        await pool.close()
+
+
+class PoisonProcessor(TrackingProcessor):
+    """Writes a transcript line PostgreSQL refuses (a NUL character) for event seq 1."""
+
+    async def process(
+        self,
+        conn: asyncpg.Connection,
+        conversation: dict[str, Any],
+        event: Any,
+        writes: Writes,
+        ids: IdPool,
+    ) -> dict[str, Any]:
+        result = await super().process(conn, conversation, event, writes, ids)
+        seq = event["payload"]["seq"]
+        text = "bad\x00text" if seq == 1 else f"line {seq}"
+        writes.transcript.append(
+            TranscriptLine(
+                conversation["id"], None, "in", "customer", None, text, None, event["occurred_at"]
+            )
+        )
+        return result
+
+
+async def test_an_event_the_database_refuses_fails_alone_and_the_batch_goes_on(
+    db_url: str,
+) -> None:
+    conn = await asyncpg.connect(db_url)
+    try:
+        await store_rows(conn, [_row("c1", n, n) for n in range(3)], "bot")
+        await store_rows(conn, [_row("c2", 10, 0)], "bot")
+    finally:
+        await conn.close()
+    seen: dict[int, list[int]] = {}
+    pool = await create_pool(db_url, min_size=1, max_size=2)
+    try:
+        worker = EventWorker(
+            pool, PoisonProcessor(set(), seen, []), clock=SystemClock(), metrics=Metrics()
+        )
+        while await worker.run_once():
+            pass
+        statuses = {
+            (r["customer_id"], r["seq"]): r["status"]
+            for r in await pool.fetch(
+                "SELECT c.customer_id, (e.payload->>'seq')::int AS seq, e.status FROM events e"
+                " JOIN conversations c ON c.id = e.conversation_id"
+            )
+        }
+        lines = [r["text"] for r in await pool.fetch("SELECT text FROM messages ORDER BY id")]
+    finally:
+        await pool.close()
+    assert statuses == {
+        ("c1", 0): "done",
+        ("c1", 1): "failed",
+        ("c1", 2): "done",
+        ("c2", 0): "done",
+    }
+    assert lines == ["line 0", "line 2", "line 0"]

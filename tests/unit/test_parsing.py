@@ -27,7 +27,7 @@ from orchestrator.ingress.events import (
     ReferralEvent,
     UnknownEvent,
 )
-from orchestrator.ingress.parser.envelope import (
+from orchestrator.ingress.parser import (
     MalformedJSON,
     ParsedBody,
     parse_body,
@@ -739,8 +739,10 @@ def test_unknown_items_are_kept_with_reason_and_location() -> None:
     delivery, insight = parsed.events
 
     assert isinstance(delivery, UnknownEvent) and isinstance(insight, UnknownEvent)
-    assert delivery.reason == "no known event key (keys: sender, recipient, timestamp, delivery)"
-    assert insight.reason == "changes field 'story_insights' is not handled"
+    assert delivery.reason == (
+        "no known event key (keys: sender, recipient, timestamp, future_event)"
+    )
+    assert insight.reason == "changes field 'future_field' is not handled"
     assert parsed.problems == (
         f"entry[0].messaging[0]: {delivery.reason}",
         f"entry[1].changes[0]: {insight.reason}",

@@ -1,5 +1,8 @@
-"""Coercions of raw webhook values: ids to str, epoch seconds or ms to ms, ints and flags, plus
-the short renderings (`_short`, `_json_type`, `_keys`) that problem notes quote."""
+"""Raw webhook values → plain Python values: ids to str, epoch seconds or ms to ms, ints and
+flags; plus the short renderings (`short`, `json_type`, `key_list`) that problem notes quote.
+
+The bottom layer of the parser: imports nothing from it.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +12,34 @@ from typing import Any
 
 from orchestrator.ingress.events import jsonable
 
+__all__ = [
+    "MAX_MS",
+    "SECONDS_BELOW",
+    "as_flag",
+    "as_id",
+    "as_int",
+    "as_ms",
+    "canonical",
+    "json_type",
+    "key_list",
+    "object_id",
+    "short",
+]
+
 # Epoch values below this are seconds (PLATFORM 2.1: `changes` examples use seconds).
-_SECONDS_BELOW = 10**12
+SECONDS_BELOW = 10**12
 # 9999-12-31T23:59:59.999Z: larger values cannot become a datetime, so they are rejected.
-_MAX_MS = 253_402_300_799_999
+MAX_MS = 253_402_300_799_999
 
 
-def _short(value: Any, limit: int = 60) -> str:
+def short(value: Any, limit: int = 60) -> str:
+    """`repr(value)`, cut to `limit` characters for problem notes."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type (`object`, `array`, `number`, ...)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -36,13 +55,14 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _keys(mapping: dict[Any, Any], limit: int = 12) -> str:
+def key_list(mapping: dict[Any, Any], limit: int = 12) -> str:
+    """The first keys of a mapping, comma separated, for problem notes."""
     names = [str(k)[:40] for k in list(mapping)[:limit]]
     more = ", ..." if len(mapping) > limit else ""
     return (", ".join(names) + more) if names else "none"
 
 
-def _id(value: Any) -> str | None:
+def as_id(value: Any) -> str | None:
     """An id as a string; Meta sends ids both as strings and as numbers."""
     if isinstance(value, bool):
         return None
@@ -55,12 +75,12 @@ def _id(value: Any) -> str | None:
     return None
 
 
-def _obj_id(value: Any) -> str | None:
+def object_id(value: Any) -> str | None:
     """`{"id": ...}` → id; a bare id is accepted too."""
-    return _id(value.get("id")) if isinstance(value, dict) else _id(value)
+    return as_id(value.get("id")) if isinstance(value, dict) else as_id(value)
 
 
-def _ms(value: Any) -> int | None:
+def as_ms(value: Any) -> int | None:
     """Epoch ms from seconds or ms (number or numeric string); None when unusable."""
     number: int | float
     if isinstance(value, bool):
@@ -79,11 +99,12 @@ def _ms(value: Any) -> int | None:
         return None
     if number < 0:
         return None
-    ms = round(number * 1000) if number < _SECONDS_BELOW else int(number)
-    return ms if ms <= _MAX_MS else None
+    ms = round(number * 1000) if number < SECONDS_BELOW else int(number)
+    return ms if ms <= MAX_MS else None
 
 
-def _int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
+    """A whole number from a number or a digit string; None otherwise."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -95,11 +116,13 @@ def _int(value: Any) -> int | None:
     return None
 
 
-def _flag(value: Any) -> bool:
+def as_flag(value: Any) -> bool:
+    """True for `true`, `1` and the strings "true"/"1"; everything else is False."""
     if isinstance(value, str):
         return value.strip().lower() in {"true", "1"}
     return value is True or (type(value) in (int, float) and value == 1)
 
 
-def _canonical(value: Any) -> str:
+def canonical(value: Any) -> str:
+    """Stable compact JSON (sorted keys, ASCII) for keys and hashes."""
     return json.dumps(jsonable(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True)

@@ -7,46 +7,56 @@ SELECT event_id, event_kind FROM orchestrator_intake($1, $2, $3, $4, $5, $6, $7,
 -- name: notify_events
 SELECT pg_notify('orchestrator_events', '');
 
--- name: claim_conversation
--- The head of the queue: conversations among the 500 oldest pending events, oldest first
--- (bounded work per claim, however deep the backlog). The row lock is held for the whole
--- processing transaction, so one conversation is never handled by two workers at once (any
--- process, any machine); a crashed worker's lock dies with its session. NO KEY UPDATE, not
--- UPDATE: it excludes other workers but not the KEY SHARE locks that foreign keys take, so
--- intake and the outbox can insert rows referencing a conversation while it is processed
--- (FOR UPDATE made them wait, and deadlock on the transcript's unique index).
-WITH oldest AS (
-    SELECT conversation_id, id FROM events
-    WHERE status = 'pending' AND conversation_id IS NOT NULL
-    ORDER BY id
-    LIMIT 500
-), candidates AS (
-    SELECT conversation_id, min(id) AS first_id FROM oldest GROUP BY conversation_id
+-- name: claim_conversations
+-- Up to $1 conversations with pending events, those whose head event is oldest first.
+--
+-- The distinct conversations are walked on events_pending (a loose index scan: one probe per
+-- conversation however many events it has waiting), so one busy conversation never hides the
+-- others. The row locks are held for the whole processing transaction: one conversation is
+-- never handled by two workers at once (any process, any machine); a crashed worker's locks
+-- die with its session. NO KEY UPDATE, not UPDATE: it excludes other workers but not the KEY
+-- SHARE locks that foreign keys take, so intake and the outbox can insert rows referencing a
+-- conversation while it is processed. The events are read by `head_events`, a separate
+-- statement on purpose: its fresh snapshot sees the work another worker committed just
+-- before we got the lock (one statement would see those events as still pending).
+WITH RECURSIVE pc(cid) AS (
+    (SELECT conversation_id FROM events
+     WHERE status = 'pending' AND conversation_id IS NOT NULL
+     ORDER BY conversation_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT e.conversation_id FROM events e
+            WHERE e.status = 'pending' AND e.conversation_id > pc.cid
+            ORDER BY e.conversation_id LIMIT 1)
+    FROM pc WHERE pc.cid IS NOT NULL
+), heads AS (
+    SELECT pc.cid, h.id AS head_id FROM pc
+    CROSS JOIN LATERAL (SELECT e.id FROM events e
+                        WHERE e.conversation_id = pc.cid AND e.status = 'pending'
+                        ORDER BY e.occurred_at, e.id LIMIT 1) h
+    WHERE pc.cid IS NOT NULL
 )
 SELECT c.id, c.account_id, c.customer_id, c.state, c.owner_app, c.view
-FROM conversations c JOIN candidates ON candidates.conversation_id = c.id
-ORDER BY candidates.first_id
+FROM conversations c JOIN heads ON heads.cid = c.id
+ORDER BY heads.head_id
 FOR NO KEY UPDATE OF c SKIP LOCKED
-LIMIT 1;
+LIMIT $1;
 
 -- name: head_events
--- Order rule: within a conversation, by the event's own timestamp (Meta may deliver out of
--- order after failures), then by arrival.
--- `unsent`: a message whose unsend was stored before it (Meta may deliver out of order);
--- the worker erases it before anything else happens with it.
-SELECT e.id, e.kind, e.source, e.received_by, e.mid, e.occurred_at, e.received_at, e.payload,
-       e.erased,
+-- Order rule within a conversation: by the event's own timestamp (Meta may deliver out of
+-- order after failures), then by arrival; at most $2 per conversation. `unsent`: a message
+-- whose unsend was stored before it; the worker erases it before anything else happens.
+SELECT e.conversation_id, e.id, e.kind, e.source, e.received_by, e.mid, e.occurred_at,
+       e.received_at, e.payload, e.erased,
        (e.kind IN ('message', 'message_edit') AND NOT e.erased AND e.mid IS NOT NULL
         AND EXISTS (SELECT 1 FROM events d WHERE d.account_id = e.account_id
                     AND d.mid = e.mid AND d.kind = 'message_deleted')) AS unsent
-FROM events e
-WHERE e.conversation_id = $1 AND e.status = 'pending'
-ORDER BY e.occurred_at, e.id
-LIMIT $2;
-
--- name: finish_event
-UPDATE events SET status = $2, processed_at = clock_timestamp(), result = $3, error = $4
-WHERE id = $1;
+FROM unnest($1::bigint[]) AS claimed(cid)
+CROSS JOIN LATERAL (
+    SELECT * FROM events x
+    WHERE x.conversation_id = claimed.cid AND x.status = 'pending'
+    ORDER BY x.occurred_at, x.id LIMIT $2
+) e
+ORDER BY e.conversation_id, e.occurred_at, e.id;
 
 -- name: orphan_events
 -- Events that concern no conversation (app_roles, mentions): recorded, then marked done.
@@ -56,13 +66,17 @@ WHERE id IN (SELECT id FROM events WHERE status = 'pending' AND conversation_id 
              ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED)
 RETURNING id, kind, account_id;
 
--- name: update_conversation
-UPDATE conversations SET state = $2, owner_app = $3, view = $4, updated_at = now() WHERE id = $1;
-
--- name: insert_message
+-- name: insert_messages
+-- The transcript, many lines at once (in the given order).
 INSERT INTO messages (conversation_id, mid, direction, author, purpose, text, attachments,
                       created_at, deleted_at, outbox_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+SELECT t.cid, t.mid, t.direction, t.author, t.purpose, t.text, t.attachments::jsonb,
+       t.created_at, t.deleted_at, t.outbox_id
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::text[], $8::timestamptz[], $9::timestamptz[], $10::bigint[])
+     WITH ORDINALITY AS t(cid, mid, direction, author, purpose, text, attachments, created_at,
+                          deleted_at, outbox_id, ord)
+ORDER BY t.ord
 ON CONFLICT (conversation_id, mid) WHERE mid IS NOT NULL DO NOTHING;
 
 -- name: queue_depth
@@ -96,52 +110,83 @@ FROM due d JOIN conversations c ON c.id = d.conversation_id
 ON CONFLICT (account_id, dedup_key) DO NOTHING
 RETURNING id;
 
--- name: insert_outbox
-INSERT INTO outbox (conversation_id, event_id, kind, app, payload, available_at)
-SELECT $1, $2, k, a, p::jsonb, $6
-FROM unnest($3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS t(k, a, p, ord)
-ORDER BY ord;
-
 -- name: notify_outbox
 SELECT pg_notify('orchestrator_outbox', '');
 
+-- name: apply_writes
+-- See orchestrator_apply in migrations/0002_engine.sql.
+SELECT orchestrator_apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                          $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30,
+                          $31, $32, $33, $34, $35, $36, $37);
+
+-- name: draw_outbox_ids
+SELECT nextval('outbox_id_seq') AS id FROM generate_series(1, $1);
+
 -- name: claim_outbox
--- The head of each conversation's outbox, in order: a row is claimable only when no older
--- row of its conversation is still open. Retries stay on the same row, so order holds.
-UPDATE outbox SET status = 'doing', attempts = attempts + 1, locked_at = now(), locked_by = $2
-WHERE id = (
-    SELECT o.id FROM outbox o
-    WHERE o.status = 'pending' AND o.available_at <= $1
-      AND NOT EXISTS (SELECT 1 FROM outbox p
-                      WHERE p.conversation_id = o.conversation_id
-                        AND p.status IN ('pending', 'doing') AND p.id < o.id)
-      AND NOT EXISTS (SELECT 1 FROM outbox d
-                      WHERE d.conversation_id = o.conversation_id AND d.status = 'doing')
-    ORDER BY o.available_at, o.id
-    FOR UPDATE SKIP LOCKED
-    LIMIT 1)
-RETURNING id, conversation_id, event_id, kind, app, payload, attempts;
+-- See orchestrator_claim_outbox in migrations/0002_engine.sql.
+SELECT * FROM orchestrator_claim_outbox($1, $2, $3, $4);
 
 -- name: outbox_done
-UPDATE outbox SET status = 'done', done_at = now(), result = $2, locked_at = NULL,
-                  last_error = NULL
-WHERE id = $1;
+-- Completions in one statement, with the transcript lines of the sends among them: a row
+-- whose lease was lost (its token changed) is not touched, gets no line, and is absent from
+-- the answer. $4..$10 are the lines (conversation, mid, author, purpose, text, attachments,
+-- outbox id), $11 their time.
+WITH done AS (
+    UPDATE outbox o SET status = 'done', done_at = now(), result = u.result::jsonb,
+                        lease_token = NULL, lease_expires_at = NULL, last_error = NULL
+    FROM unnest($1::bigint[], $2::uuid[], $3::text[]) AS u(id, token, result)
+    WHERE o.id = u.id AND o.lease_token = u.token AND o.status = 'doing'
+    RETURNING o.id
+), lines AS (
+    INSERT INTO messages (conversation_id, mid, direction, author, purpose, text, attachments,
+                          created_at, outbox_id)
+    SELECT t.cid, t.mid, 'out', t.author, t.purpose, t.text, t.attachments::jsonb, $11,
+           t.outbox_id
+    FROM unnest($4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                $10::bigint[]) WITH ORDINALITY
+         AS t(cid, mid, author, purpose, text, attachments, outbox_id, ord)
+    WHERE t.outbox_id IN (SELECT id FROM done)
+    ORDER BY t.ord
+    ON CONFLICT (conversation_id, mid) WHERE mid IS NOT NULL DO NOTHING
+)
+SELECT id FROM done;
 
 -- name: outbox_retry
-UPDATE outbox SET status = 'pending', available_at = $2, last_error = $3, locked_at = NULL
-WHERE id = $1;
+-- Back to pending on the same row (order holds); $5 false leaves the attempt uncounted
+-- (throttling: Meta asked us to slow down, the row did nothing wrong).
+UPDATE outbox SET status = 'pending', available_at = $3, last_error = $4,
+                  attempts = CASE WHEN $5 THEN attempts ELSE attempts - 1 END,
+                  lease_token = NULL, lease_expires_at = NULL
+WHERE id = $1 AND lease_token = $2 AND status = 'doing'
+RETURNING id;
 
 -- name: outbox_dead
-UPDATE outbox SET status = 'dead', done_at = now(), last_error = $2, locked_at = NULL
-WHERE id = $1;
+UPDATE outbox SET status = 'dead', done_at = now(), last_error = $3, lease_token = NULL,
+                  lease_expires_at = NULL
+WHERE id = $1 AND lease_token = $2 AND status = 'doing'
+RETURNING id;
+
+-- name: outbox_refresh_leases
+UPDATE outbox o SET lease_expires_at = now() + make_interval(secs => $3)
+FROM unnest($1::bigint[], $2::uuid[]) AS u(id, token)
+WHERE o.id = u.id AND o.lease_token = u.token AND o.status = 'doing';
 
 -- name: outbox_reap
--- Rows left 'doing' by a dispatcher that died (every call it makes has a timeout far below
--- this age) go back to 'pending'. This is the one window where a message can be sent twice.
-UPDATE outbox SET status = 'pending', locked_at = NULL,
-                  last_error = 'recovered from a dispatcher that stopped'
-WHERE status = 'doing' AND locked_at < now() - make_interval(secs => $1)
-RETURNING id;
+-- Rows whose lease expired: their dispatcher died (or lost the database for longer than the
+-- lease). Back to pending — the one window where a message can be sent twice — or dead when
+-- the attempt limit is reached.
+UPDATE outbox
+SET status = CASE WHEN attempts >= $1 THEN 'dead' ELSE 'pending' END,
+    done_at = CASE WHEN attempts >= $1 THEN now() END,
+    last_error = CASE WHEN attempts >= $1
+        THEN 'gave up after ' || attempts || ' attempts; the last one''s dispatcher stopped'
+        ELSE 'recovered from a dispatcher that stopped (lease expired)' END,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE status = 'doing' AND lease_expires_at < now()
+RETURNING id, status;
+
+-- name: prune
+SELECT outbox_rows, event_rows FROM orchestrator_prune(now() - make_interval(secs => $1), $2);
 
 -- name: outbox_replay
 UPDATE outbox SET status = 'pending', attempts = 0, available_at = now(), last_error = NULL,
@@ -175,13 +220,6 @@ SELECT status, result, error FROM events WHERE id = $1;
 -- name: event_by_dedup
 SELECT id FROM events WHERE account_id = $1 AND dedup_key = $2;
 
--- name: set_timer
-INSERT INTO timers (conversation_id, kind, due_at, generation) VALUES ($1, $2, $3, $4)
-ON CONFLICT (conversation_id, kind) DO UPDATE SET due_at = $3, generation = $4;
-
--- name: cancel_timer
-DELETE FROM timers WHERE conversation_id = $1 AND kind = $2;
-
 -- name: comment_info
 -- For private replies: when the comment was made, and whether we already answered it.
 SELECT (SELECT occurred_at FROM events
@@ -192,22 +230,23 @@ SELECT (SELECT occurred_at FROM events
                  AND payload ->> 'comment_id' = $2 AND status <> 'dead') AS already_replied;
 
 -- name: quiescence
--- Nothing left to do at the clock's `now`: no pending event, no effect claimable or in
+-- Nothing left to do at the clock's `now`: no pending event, no lane head claimable or in
 -- flight, no timer due. Work scheduled later (backoff, timers, rows queued behind a row that
 -- is backing off) waits for the clock.
 SELECT (SELECT count(*) FROM events WHERE status = 'pending')
-     + (SELECT count(*) FROM outbox o
-        WHERE o.status = 'doing'
-           OR (o.status = 'pending' AND o.available_at <= $1
-               AND NOT EXISTS (SELECT 1 FROM outbox p
-                               WHERE p.conversation_id = o.conversation_id
-                                 AND p.status IN ('pending', 'doing') AND p.id < o.id)))
+     + (SELECT count(*) FROM (
+            SELECT DISTINCT ON (conversation_id, lane) status, available_at
+            FROM outbox WHERE status IN ('pending', 'doing')
+            ORDER BY conversation_id, lane, id) h
+        WHERE h.status = 'doing' OR h.available_at <= $1)
      + (SELECT count(*) FROM timers WHERE due_at <= $1) AS busy;
 
 -- name: erase_unsent
 SELECT orchestrator_erase($1::text[], $2::text[]);
 
 -- name: edit_message
--- The customer edited a message: the transcript shows the latest text (unless unsent).
-UPDATE messages SET text = $3
+-- The customer edited a message: the transcript shows the latest text (unless unsent). An
+-- edit without text ($3 NULL: Meta did not send it) keeps the stored text; edited_at records
+-- the edit either way.
+UPDATE messages SET text = coalesce($3, text), edited_at = $4
 WHERE conversation_id = $1 AND mid = $2 AND direction = 'in' AND deleted_at IS NULL;

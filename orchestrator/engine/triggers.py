@@ -1,0 +1,152 @@
+"""Stored event → state-machine trigger (and the typed event, for the transcript).
+
+Webhook items are stored raw (exactly what Meta sent) and rebuilt into typed events here by
+the same pure parser intake used; actions, timers and reconciliations are stored as our own
+JSON. The only database read is for private replies (when the comment was made and whether
+it was answered already), which the window rule needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from orchestrator.ingress.events import Event
+from orchestrator.ingress.parser import parse_payload
+from orchestrator.store.queries import q
+from state_machines import (
+    ActionError,
+    AppAction,
+    AppRolesChanged,
+    CustomerActivity,
+    CustomerMessage,
+    Echo,
+    MetaHandover,
+    OwnerReconciled,
+    PrivateReply,
+    TimerFired,
+    action_from_json,
+)
+
+# docs/platform.md 4.5: what (re)opens the 24-hour window besides a message.
+OPENS_WINDOW = frozenset({"postback", "reaction", "referral", "comment", "live_comment"})
+ACTIVITY = OPENS_WINDOW | {"read", "message_edit", "message_deleted", "mention"}
+HANDOVER = {
+    "pass_thread_control": "pass",
+    "take_thread_control": "take",
+    "request_thread_control": "request",
+}
+
+
+def typed_event(row: Mapping[str, Any], account_id: str) -> Event | None:
+    """Rebuild the typed event from the stored raw item (parsing is pure and deterministic,
+    so storing the raw item is enough and keeps exactly what Meta sent)."""
+    source = row["source"]
+    if source not in ("messaging", "standby", "changes"):
+        return None
+    entry = {"id": account_id, source: [row["payload"]]}
+    parsed = parse_payload({"object": "instagram", "entry": [entry]})
+    return parsed.events[0] if parsed.events else None
+
+
+async def action_trigger(
+    conn: asyncpg.Connection,
+    conversation: Mapping[str, Any],
+    app: str,
+    action_json: Mapping[str, Any],
+    at: datetime,
+    request_id: str | None = None,
+) -> AppAction:
+    """A sub-app's action as a trigger; raises ActionError for an invalid action."""
+    action = action_from_json(action_json)
+    if isinstance(action, PrivateReply):
+        info = await conn.fetchrow(
+            q("comment_info"), conversation["account_id"], action.comment_id, conversation["id"]
+        )
+        action = PrivateReply(
+            comment_id=action.comment_id,
+            message=action.message,
+            comment_at=info["comment_at"],
+            already_replied=info["already_replied"],
+        )
+    return AppAction(at=at, app=app, action=action, request_id=request_id)
+
+
+async def trigger_for(
+    conn: asyncpg.Connection, conversation: Mapping[str, Any], row: Mapping[str, Any]
+) -> tuple[Any, Event | None]:
+    """(trigger or None when there is nothing to decide, typed webhook event or None)."""
+    kind, at = row["kind"], row["occurred_at"]
+    payload = row["payload"]
+    if kind == "action":
+        try:
+            trigger = await action_trigger(
+                conn, conversation, payload["app"], payload["action"], at, payload.get("request_id")
+            )
+        except ActionError as exc:
+            raise ValueError(f"stored action is invalid: {exc}") from exc
+        return trigger, None
+    if kind == "timer":
+        return TimerFired(at=at, kind=payload["timer"], generation=payload["generation"]), None
+    if kind == "owner_reconciled":
+        return OwnerReconciled(at=at, owner_app_id=payload.get("owner_app_id")), None
+    typed = typed_event(row, conversation["account_id"])
+    if typed is None:
+        return None, None
+    return _webhook_trigger(conversation, row, typed), typed
+
+
+def _webhook_trigger(conversation: Mapping[str, Any], row: Mapping[str, Any], typed: Event) -> Any:
+    kind, at = row["kind"], row["occurred_at"]
+    event_json = {**typed.to_json(), "type": str(typed.kind)}
+    if kind == "message":
+        return CustomerMessage(
+            at=at,
+            mid=typed.mid,  # type: ignore[attr-defined]
+            text=getattr(typed, "text", None),
+            quick_reply_payload=getattr(typed, "quick_reply_payload", None),
+            has_attachments=bool(getattr(typed, "attachments", ())),
+            event=event_json,
+        )
+    if kind == "message_echo":
+        return Echo(
+            at=at,
+            app_id=getattr(typed, "app_id", None),
+            mid=getattr(typed, "mid", None),
+            event=event_json,
+        )
+    if kind in HANDOVER:
+        return MetaHandover(
+            at=at,
+            kind=HANDOVER[kind],  # type: ignore[arg-type]
+            previous_owner_app_id=getattr(typed, "previous_owner_app_id", None),
+            new_owner_app_id=getattr(typed, "new_owner_app_id", None),
+            requested_owner_app_id=getattr(typed, "requested_owner_app_id", None),
+            metadata=getattr(typed, "metadata", None),
+            event=event_json,
+        )
+    if kind == "app_roles":
+        return AppRolesChanged(at=at, roles=getattr(typed, "roles", {}))
+    if kind == "postback" and row["source"] == "standby" and _ours_in_control(conversation):
+        return None  # the owner's copy (with the payload) makes the decision
+    if kind in ("comment", "live_comment") and typed.customer_id == conversation["account_id"]:
+        return None  # the business's own comment reply: never a customer's activity
+    if kind in ACTIVITY:
+        return CustomerActivity(
+            at=at,
+            kind=kind,
+            opens_window=kind in OPENS_WINDOW,
+            event=event_json,
+            payload=getattr(typed, "payload", None),
+        )
+    return None  # unknown: stored raw and flagged at intake, nothing to decide
+
+
+def _ours_in_control(conversation: Mapping[str, Any]) -> bool:
+    """One of our apps holds the thread (or it is idle, the primary answering), so Meta sends
+    that app the event in `messaging[]`; a standby copy is then only for information."""
+    owner = conversation["owner_app"]
+    return owner is None or not str(owner).startswith("foreign:")
