@@ -40,10 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("check-config", help="validate the config file and report every mistake")
     sub.add_parser("diagram", help="print the conversation state machine as Mermaid")
     sub.add_parser("table", help="print the full transition table (Markdown)")
-    scen = sub.add_parser("scenarios", help="QA scenarios")
-    scen_sub = scen.add_subparsers(dest="scenario_command", required=True)
-    run = scen_sub.add_parser("run", help="run scenario files (default: tests/scenarios)")
-    run.add_argument("paths", nargs="*")
+    scen = sub.add_parser("scenarios", help="QA scenarios: run, check, reference, coverage")
+    from orchestrator.sandbox.scenario_commands import add_commands
+
+    add_commands(scen)
     sandbox = sub.add_parser("sandbox", help="play the customer against a running sandbox")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
     say = sandbox_sub.add_parser("say", help="send a customer message")
@@ -78,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
 
             print(markdown_table())
             return 0
+        if args.command == "scenarios":  # each scenario brings its own config
+            from orchestrator.sandbox.scenario_commands import main as scenarios_main
+
+            return scenarios_main(args)
         config = _config(args.config)
         if args.command == "check-config":
             return _check_config(config)
@@ -87,10 +91,6 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(serve(config, role=args.role))
         if args.command == "migrate":
             return asyncio.run(_migrate(config))
-        if args.command == "scenarios":
-            from orchestrator.sandbox.scenarios import run_cli
-
-            return asyncio.run(run_cli(args.paths))
         if args.command == "sandbox":
             return asyncio.run(_sandbox(config, args))
         if args.command == "subscribe":

@@ -102,7 +102,12 @@ class ConversationProcessor:
         view = self._view(conversation, account.locale)
         decision = decide(view, trigger, now, rt.policy)
         await self._apply(conn, conversation, event["id"], decision, writes, ids, depth=0)
-        return self._result(event, decision)
+        # (from_state, trigger): which table row decided, for QA's scenario coverage.
+        return {
+            **self._result(event, decision),
+            "trigger": decision.trigger_name,
+            "from_state": str(view.state),
+        }
 
     @staticmethod
     def _view(conversation: dict[str, Any], locale: str) -> ConversationView:
@@ -231,6 +236,8 @@ class ConversationProcessor:
             decided.append(
                 {
                     "action": action_json.get("type"),
+                    "trigger": d.trigger_name,  # with from_state: QA's scenario coverage
+                    "from_state": str(view.state),
                     "transition": d.transition,
                     "refusal": d.refusal.code if d.refusal else None,
                     "effects": [describe(e) for e in d.effects],

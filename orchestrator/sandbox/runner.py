@@ -8,6 +8,7 @@ QA scenario runner (`Sandbox`). Both sides read ONE clock — the simulator worl
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import uuid
 from datetime import UTC, datetime
@@ -105,6 +106,18 @@ class Sandbox:
         self.http: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Sandbox:
+        # A free port can be taken by another process between the probe and the bind (a
+        # shared machine): start again on fresh ports rather than fail the run.
+        for attempt in range(5):
+            try:
+                return await self._start()
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE or attempt == 4:
+                    raise
+                await self.__aexit__()
+        raise AssertionError("unreachable")
+
+    async def _start(self) -> Sandbox:
         orch_port, sim_port = _free_port(), _free_port()
         self.url = f"http://127.0.0.1:{orch_port}"
         self.sim_url = f"http://127.0.0.1:{sim_port}"
@@ -133,8 +146,10 @@ class Sandbox:
     async def __aexit__(self, *exc: object) -> None:
         if self.http:
             await self.http.close()
+            self.http = None
         for runner in reversed(self._runners):
             await runner.cleanup()
+        self._runners = []
 
     # -- driving ---------------------------------------------------------------------------
 

@@ -135,6 +135,10 @@ async def inbox_action(request: web.Request) -> web.Response:
             _opt_body(body, "metadata"),
             inbox_app_id=inbox,
         )
+    elif action == "release":
+        outcome = world.inbox_release(igsid, _opt_body(body, "metadata"), inbox_app_id=inbox)
+    elif action == "request":
+        outcome = world.inbox_request(igsid, _opt_body(body, "metadata"), inbox_app_id=inbox)
     else:
         raise SimError(f"unknown inbox action {action!r}", 404)
     return await _answer(rt, outcome)

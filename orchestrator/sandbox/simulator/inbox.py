@@ -1,4 +1,5 @@
-"""Meta-side humans: the Instagram (or Page) Inbox taking, replying in and passing a thread."""
+"""Meta-side humans: the Instagram (or Page) Inbox taking, replying in, passing, releasing and
+requesting a thread."""
 
 from __future__ import annotations
 
@@ -64,4 +65,27 @@ class InboxActions(ThreadControl):
             outcome = self.pass_thread_control(inbox_app_id, igsid, target_app_id, metadata)
         except GraphError as exc:
             raise SimError(exc.message) from exc
+        return Outcome({"owner_app_id": thread.owner}, outcome.webhooks)
+
+    def inbox_release(
+        self, igsid: str, metadata: str | None = None, *, inbox_app_id: str = INSTAGRAM_INBOX_APP_ID
+    ) -> Outcome:
+        """The Inbox lets the thread go idle (a release sends no webhook); the default app
+        answers the customer's next message."""
+        thread = self._inbox_thread(igsid, inbox_app_id)
+        if thread.owner != inbox_app_id:
+            raise SimError("the Inbox does not own this thread", 409)
+        outcome = self.release_thread_control(inbox_app_id, igsid, metadata)
+        return Outcome({"owner_app_id": thread.owner}, outcome.webhooks)
+
+    def inbox_request(
+        self, igsid: str, metadata: str | None = None, *, inbox_app_id: str = INSTAGRAM_INBOX_APP_ID
+    ) -> Outcome:
+        """The Inbox asks the app holding the thread for control (request_thread_control
+        webhook to that app); an idle thread is the Inbox's at once."""
+        thread = self._inbox_thread(igsid, inbox_app_id)
+        try:
+            outcome = self.request_thread_control(inbox_app_id, igsid, metadata)
+        except GraphError as exc:
+            raise SimError(exc.message, 409) from exc
         return Outcome({"owner_app_id": thread.owner}, outcome.webhooks)
