@@ -2,6 +2,10 @@
 -- transcript (0001), the copies handed to sub-apps in outbox `deliver` rows — the message
 -- or edit event itself, and the escalating message carried inside a handover_requested.
 -- Found by QA scenario 35 (the IBAN stayed in a delivery's payload after the unsend).
+-- The deliveries are looked up by conversation (the conversations where that mid was seen,
+-- found on events_mid), on a partial index of delivery rows: without it every unsend read
+-- the whole outbox inside the intake transaction.
+CREATE INDEX outbox_deliveries ON outbox (conversation_id) WHERE kind = 'deliver';
 CREATE OR REPLACE FUNCTION orchestrator_erase(p_account_ids text[], p_mids text[]) RETURNS void
 LANGUAGE sql VOLATILE AS $$
     WITH gone AS (
@@ -25,8 +29,10 @@ LANGUAGE sql VOLATILE AS $$
             ELSE jsonb_set(o.payload, '{event,event}',
                            jsonb_build_object('mid', gone.mid, 'erased', true))
         END
-        FROM gone, conversations c
-        WHERE o.conversation_id = c.id AND c.account_id = gone.account_id AND o.kind = 'deliver'
+        FROM gone
+        WHERE o.kind = 'deliver'
+          AND o.conversation_id IN (SELECT ev.conversation_id FROM events ev
+                                    WHERE ev.account_id = gone.account_id AND ev.mid = gone.mid)
           AND ((o.payload->'event'->>'mid' = gone.mid
                 AND o.payload->'event'->>'kind' IN ('message', 'message_edit')
                 AND NOT coalesce((o.payload->'event'->>'erased')::boolean, false))
