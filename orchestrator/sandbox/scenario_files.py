@@ -4,9 +4,7 @@ and the config a scenario runs with."""
 from __future__ import annotations
 
 import copy
-import tomllib
 from collections.abc import Mapping, Sequence
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -14,23 +12,14 @@ import yaml
 
 from orchestrator.config import Config, build_config
 from orchestrator.errors import ConfigError
+from orchestrator.sandbox.scenario_defaults import SHIPPED_CONFIG, shipped_config_data
 from orchestrator.sandbox.scenario_schema import validate
 
 DEFAULT_DIR = Path("tests/scenarios")
-SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "config" / "orchestrator.toml"
 
 
 class ScenarioError(Exception):
     """The scenario file itself is wrong (not the product)."""
-
-
-@cache
-def _shipped() -> dict[str, Any]:
-    return tomllib.loads(SHIPPED_CONFIG.read_text(encoding="utf-8"))
-
-
-def shipped_config_data() -> dict[str, Any]:
-    return copy.deepcopy(_shipped())
 
 
 def scenario_config(overrides: Mapping[str, Any] | None) -> Config:

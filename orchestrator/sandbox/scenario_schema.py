@@ -601,7 +601,7 @@ def _check_section(body: Any, cls: Any, path: str, ctx: Ctx) -> None:
 def _config_apps(overrides: Any) -> list[str]:
     if isinstance(overrides, Mapping) and isinstance(overrides.get("apps"), list):
         return [str(a.get("name")) for a in overrides["apps"] if isinstance(a, Mapping)]
-    from orchestrator.sandbox.scenario_files import shipped_config_data
+    from orchestrator.sandbox.scenario_defaults import shipped_config_data
 
     return [str(a.get("name")) for a in shipped_config_data().get("apps", [])]
 

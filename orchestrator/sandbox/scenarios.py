@@ -44,7 +44,6 @@ __all__ = [
     "load",
     "render",
     "run_all",
-    "run_cli",
     "run_file",
     "scenario_config",
 ]
@@ -100,10 +99,3 @@ async def run_all(
         if target.server is not None:
             target.server.cleanup()
     return results
-
-
-async def run_cli(paths: Sequence[str]) -> int:
-    """`orchestrator scenarios run PATHS` (see `scenario_commands` for every command)."""
-    from orchestrator.sandbox.scenario_commands import run_cli as run
-
-    return await run(paths)
