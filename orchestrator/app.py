@@ -28,7 +28,7 @@ from orchestrator.engine.wakeup import Waker
 from orchestrator.engine.worker import EventWorker
 from orchestrator.graph import CallRecord, GraphClient, Rate, RateLimiter, RateLimits, RetryPolicy
 from orchestrator.ingress import webhooks
-from orchestrator.ops import health, logs
+from orchestrator.ops import deadlines, health, logs
 from orchestrator.ops.metrics import Metrics
 from orchestrator.ops.onboarding import check_accounts
 from orchestrator.store.database import create_pool
@@ -64,7 +64,7 @@ def create_app(
         web.post("/webhooks/{app}", webhooks.receive),
     ]
     app.add_routes(webhooks_routes + health.routes + api.routes)
-    app.middlewares.extend([logs.request_context, api.error_middleware])
+    app.middlewares.extend([logs.request_context, deadlines.body_deadline, api.error_middleware])
     return app
 
 

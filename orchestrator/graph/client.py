@@ -310,6 +310,27 @@ class GraphClient:
             "POST", target, target.login, _account_node(target), "subscribed_apps", json_body=body
         )
 
+    # -- set-up checks (`orchestrator doctor`, docs/platform.md 12) ----------------------------
+
+    async def debug_token(self, app_token: GraphTarget, input_token: str) -> dict[str, Any]:
+        """`GET /debug_token?input_token=…` with the app token `<app_id>|<app_secret>` as
+        `app_token.token`: `{"data": {"app_id", "type", "is_valid", "expires_at", "scopes",
+        "profile_id", …}}`."""
+        return await self._call(
+            "GET", app_token, "facebook", "debug_token", None, params={"input_token": input_token}
+        )
+
+    async def app_subscriptions(self, app_token: GraphTarget, app_id: str) -> dict[str, Any]:
+        """`GET /{app-id}/subscriptions` with the app token: the app's webhook objects,
+        `{"data": [{"object", "callback_url", "active", "fields": [{"name", "version"}]}]}`."""
+        return await self._call("GET", app_token, "facebook", app_id, "subscriptions")
+
+    async def me(self, target: GraphTarget, fields: Sequence[str]) -> dict[str, Any]:
+        """`GET /me?fields=…` on the target's own host (an Instagram user token's check)."""
+        return await self._call(
+            "GET", target, target.login, "me", None, params={"fields": ",".join(fields)}
+        )
+
     # -- plumbing -----------------------------------------------------------------------------
 
     async def _messages(
