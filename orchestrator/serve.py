@@ -79,12 +79,7 @@ async def serve(config: Config) -> int:
         app = create_app(
             config, database_url=target.url, graph_base_url=graph_base_url, clock=clock
         )
-        runner = web.AppRunner(
-            app,
-            access_log=None,
-            handle_signals=False,
-            keepalive_timeout=header_timeout(config),
-        )
+        runner = make_runner(app, config)
         stack.push_async_callback(runner.cleanup)
         try:
             await runner.setup()
@@ -97,6 +92,20 @@ async def serve(config: Config) -> int:
         await stop.wait()
         log.info("shutting_down")
     return 0
+
+
+def make_runner(app: web.Application, config: Config) -> web.AppRunner:
+    """The service's runner: no access log (structured logs instead), our own signal
+    handling, and the header deadline (`ops/deadlines.py`)."""
+    return web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=header_timeout(config),
+        # After an early answer (408, 413) aiohttp drains the unread body this long before
+        # closing; a stalled client sends nothing, so keep it short.
+        lingering_time=1.0,
+    )
 
 
 def bind(host: str, port: int, what: str, env_var: str) -> socket.socket:

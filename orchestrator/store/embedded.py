@@ -120,6 +120,20 @@ class EmbeddedPostgres:
             self._stop(info)
             return True
 
+    def force_stop(self) -> bool:
+        """Stop the server whoever uses it (`make clean` deletes the folder next)."""
+        if not self.root.exists():
+            return False
+        with self._locked():
+            info = self._running()
+            if info is not None:
+                self._stop(info)
+            else:
+                self._clear_stale()
+            for entry in self.users_dir.glob("*") if self.users_dir.exists() else ():
+                entry.unlink(missing_ok=True)
+            return info is not None
+
     def is_running(self) -> bool:
         return self._running() is not None
 
@@ -355,6 +369,12 @@ def _import_root() -> str:
 
 
 def _main(argv: list[str]) -> int:
+    """`--stop DIR…` (used by `make clean`), or `DIR PID`: the watcher."""
+    if argv and argv[0] == "--stop":
+        for folder in argv[1:]:
+            if EmbeddedPostgres(folder).force_stop():
+                print(f"stopped the embedded PostgreSQL in {folder}")
+        return 0
     root, pid = argv[0], int(argv[1])
     with contextlib.suppress(Exception):
         EmbeddedPostgres(root).watch(pid)
