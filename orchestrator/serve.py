@@ -30,7 +30,7 @@ from aiohttp import web
 
 from orchestrator.config import Config
 from orchestrator.errors import OrchestratorError, StoreUnavailable, SubAppLoadError
-from orchestrator.ops.deadlines import header_timeout
+from orchestrator.ops.deadlines import header_timeout, listen
 from orchestrator.store.database import DatabaseTarget, connect, resolve
 from orchestrator.store.migrations import migrate
 
@@ -87,11 +87,17 @@ async def serve(config: Config) -> int:
             raise StartupError(f"a sub-app cannot start: {exc}") from exc
         except StoreUnavailable as exc:
             raise StartupError(_db_hint(target, str(exc))) from exc
-        await web.SockSite(runner, service_sock).start()
+        listener = await listen(runner, service_sock, config)
+        stack.push_async_callback(_close_listener, listener)  # before the runner's cleanup
         _log_started(config, target)
         await stop.wait()
         log.info("shutting_down")
     return 0
+
+
+async def _close_listener(listener: asyncio.AbstractServer) -> None:
+    listener.close()
+    await listener.wait_closed()
 
 
 def make_runner(app: web.Application, config: Config) -> web.AppRunner:

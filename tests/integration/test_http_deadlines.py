@@ -7,10 +7,10 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
 
 from orchestrator.app import create_app
-from orchestrator.serve import make_runner
+from orchestrator.ops.deadlines import listen
+from orchestrator.serve import bind, make_runner
 from tests.conftest import config_data, make_config
 
 CLIENT_PATIENCE_S = 20.0  # far longer than the 1 s deadlines: the server must act first
@@ -23,12 +23,13 @@ async def server(db_url: str) -> AsyncIterator[tuple[str, int]]:
     config = make_config(data)
     runner = make_runner(create_app(config, database_url=db_url, background=False), config)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    sock = bind("127.0.0.1", 0, "the test", "PORT")
+    listener = await listen(runner, sock, config)  # exactly as `serve` listens
     try:
-        yield "127.0.0.1", port
+        yield "127.0.0.1", sock.getsockname()[1]
     finally:
+        listener.close()
+        await listener.wait_closed()
         await runner.cleanup()
 
 
