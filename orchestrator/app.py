@@ -78,7 +78,7 @@ async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def rate_limits(config: Config) -> RateLimits:
-    """Per-process limits (PLATFORM 6): with N processes, configure 1/N of Meta's budget."""
+    """Per-process limits (docs/platform.md 6): with N processes, configure 1/N of Meta's budget."""
     c = config.rate_limits
     return RateLimits(
         send_text=Rate(c.send_text, 1.0),

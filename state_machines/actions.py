@@ -31,8 +31,8 @@ from typing import Any, ClassVar
 from state_machines.model import iso, parse_datetime
 
 MAX_METADATA_CHARS = 1000  # Meta's limit for thread-control metadata
-MAX_EXTEND_S = 7 * 24 * 3600  # PLATFORM 5: extend up to 7 days
-MAX_QUICK_REPLIES = 13  # PLATFORM 4.3
+MAX_EXTEND_S = 7 * 24 * 3600  # docs/platform.md 5: extend up to 7 days
+MAX_QUICK_REPLIES = 13  # docs/platform.md 4.3
 MAX_ATTACHMENTS = 10
 _MESSAGE_KEYS = ("text", "attachment", "attachments", "quick_replies")
 
@@ -195,7 +195,7 @@ class Unreact:
 
 @dataclass(frozen=True, slots=True)
 class PrivateReply:
-    """A private reply to a comment (PLATFORM 4.2): one per comment, within 7 days."""
+    """A private reply to a comment (docs/platform.md 4.2): one per comment, within 7 days."""
 
     type: ClassVar[str] = "private_reply"
     comment_id: str
@@ -347,7 +347,7 @@ def _message(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 
 def validate_message(message: Any, name: str = "message") -> None:
     """Check a Send API `message` object: exactly one of text / attachment / attachments,
-    optional quick replies (PLATFORM 4.3). Text length is not checked: the edge splits."""
+    optional quick replies (docs/platform.md 4.3). Text length is not checked: the edge splits."""
     if not isinstance(message, Mapping):
         raise ActionError(name, "must be a JSON object")
     for key in message:

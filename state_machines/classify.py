@@ -49,7 +49,7 @@ from state_machines.triggers import (
 def _owner_of(app_id: Any, policy: Policy) -> _Owner:
     if app_id is None or str(app_id) == "":
         return _Owner("idle")
-    app = policy.app_by_id(app_id)  # ids may come as numbers (PLATFORM 2.8): normalised
+    app = policy.app_by_id(app_id)  # ids may come as numbers (docs/platform.md 2.8): normalised
     if app is not None:
         return _Owner("bot" if app.is_bot else "human", app)
     return _Owner("foreign", foreign_id=str(app_id))

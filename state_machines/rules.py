@@ -10,9 +10,9 @@ from datetime import timedelta
 
 from state_machines.model import State
 
-# Meta idles a thread after 24 h without a customer message unless extended (PLATFORM 1.3).
+# Meta idles a thread after 24 h without a customer message unless extended (docs/platform.md 1.3).
 CONTROL_IDLE = timedelta(hours=24)
-PRIVATE_REPLY_WINDOW = timedelta(days=7)  # PLATFORM 4.2
+PRIVATE_REPLY_WINDOW = timedelta(days=7)  # docs/platform.md 4.2
 META_CUSTOMER_REQUEST = "customer_request"
 META_BOT_FAILURE = "bot_failure"
 

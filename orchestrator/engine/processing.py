@@ -44,7 +44,7 @@ from state_machines import (
 
 log = structlog.get_logger(__name__)
 
-# PLATFORM 4.5: what (re)opens the 24-hour window besides a message.
+# docs/platform.md 4.5: what (re)opens the 24-hour window besides a message.
 _OPENS_WINDOW = {"postback", "reaction", "referral", "comment", "live_comment"}
 _ACTIVITY = _OPENS_WINDOW | {"read", "message_edit", "message_deleted", "mention"}
 _HANDOVER = {

@@ -33,6 +33,24 @@ def installed() -> Iterator[Path]:
     work.chmod(0o755)
     try:
         wheels = work / "wheels"
+        # Built from a copy: setuptools writes build/ into the source tree it builds.
+        source = work / "source"
+        shutil.copytree(
+            ROOT,
+            source,
+            ignore=shutil.ignore_patterns(
+                ".git",
+                ".venv",
+                ".pgdata",
+                ".pgtest",
+                "build",
+                "*.egg-info",
+                "__pycache__",
+                ".mypy_cache",
+                ".ruff_cache",
+                ".pytest_cache",
+            ),
+        )
         subprocess.run(
             [
                 sys.executable,
@@ -43,7 +61,7 @@ def installed() -> Iterator[Path]:
                 "--no-deps",
                 "-w",
                 str(wheels),
-                str(ROOT),
+                str(source),
             ],
             check=True,
             timeout=PIP_TIMEOUT_S,

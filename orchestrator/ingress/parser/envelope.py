@@ -1,4 +1,4 @@
-"""Webhook POST body → typed events (PLATFORM 2). Pure: no I/O, no logging, no clock.
+"""Webhook POST body → typed events (docs/platform.md 2). Pure: no I/O, no logging, no clock.
 
 Every entry and every item of `messaging[]`, `standby[]` and `changes[]` is read (Meta batches).
 Whatever is not understood becomes an `UnknownEvent` plus a line in `problems` naming where it
@@ -85,7 +85,7 @@ def _parse_entry(obj: str, index: int, entry: Any, problems: list[str]) -> list[
             w = _Where(obj, source, f"{loc}.{source}[{j}]", entry_id, entry_ms, problems)
             events.extend(_parse_item(w, item))
     if "field" in entry or "value" in entry:
-        # IG Login's example puts one change directly under the entry (PLATFORM 2.11).
+        # IG Login's example puts one change directly under the entry (docs/platform.md 2.11).
         seen_items = True
         w = _Where(obj, EventSource.CHANGES, loc, entry_id, entry_ms, problems)
         events.extend(_parse_item(w, {"field": entry.get("field"), "value": entry.get("value")}))

@@ -67,7 +67,7 @@ def _base(
     w: _Where, env: _Envelope, *, echo: bool = False, needs_customer: bool = True
 ) -> dict[str, Any]:
     """Common fields. The business side is the recipient (sender for echoes); in standby the
-    entry id is the account (PLATFORM 2.9) unless it turns out to be the customer's id."""
+    entry id is the account (docs/platform.md 2.9) unless it turns out to be the customer's id."""
     business, customer = (env.sender, env.recipient) if echo else (env.recipient, env.sender)
     account = business or w.entry_id
     if w.source == EventSource.STANDBY and w.entry_id and w.entry_id != account:

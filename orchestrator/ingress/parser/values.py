@@ -9,7 +9,7 @@ from typing import Any
 
 from orchestrator.ingress.events import jsonable
 
-# Epoch values below this are seconds (PLATFORM 2.1: `changes` examples use seconds).
+# Epoch values below this are seconds (docs/platform.md 2.1: `changes` examples use seconds).
 _SECONDS_BELOW = 10**12
 # 9999-12-31T23:59:59.999Z: larger values cannot become a datetime, so they are rejected.
 _MAX_MS = 253_402_300_799_999
