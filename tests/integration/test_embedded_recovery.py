@@ -169,3 +169,41 @@ def test_postgres_killed_under_a_running_service_comes_back(service: Service) ->
     assert service.postmaster() not in (None, postmaster)
     assert service.stop() == 0
     assert service.no_postgres_left()
+
+
+def _post(url: str, body: dict[str, object]) -> None:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 200
+
+
+def _conversations(port: int) -> list[dict[str, object]]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/conversations",
+        headers={"Authorization": "Bearer sandbox-SUPPORT_API_KEY"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        data = json.load(resp)
+    return list(data["conversations"] if isinstance(data, dict) else data)
+
+
+def test_a_restarted_sandbox_is_fresh_on_both_sides(service: Service) -> None:
+    """The simulator forgets its world on restart, so the database is emptied too (issue 11,
+    item 4): never an empty phone over a database that remembers old conversations."""
+    service.start()
+    assert service.ready(), service.output()
+    _post(
+        f"http://127.0.0.1:{service.sim_port}/sim/customers/1234567890123456/say", {"text": "Hallo"}
+    )
+    deadline = time.monotonic() + BOUND_S
+    while not _conversations(service.port) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _conversations(service.port)
+    assert service.stop() == 0
+    service.start()
+    assert service.ready(), service.output()
+    assert _conversations(service.port) == []
+    assert "SANDBOX RESET" in (service.workdir / "serve.log").read_text()
+    assert service.stop() == 0
