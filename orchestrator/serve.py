@@ -227,7 +227,10 @@ async def _reset_sandbox(conn: asyncpg.Connection, target: DatabaseTarget) -> No
 
 def _leave_embedded(target: DatabaseTarget) -> None:
     target.server.cleanup()
-    log.info("embedded_database_left", still_running=target.server.is_running())
+    if target.server.is_running():  # another process still uses it
+        log.info("embedded_database_left", reason="still used by another process")
+    else:
+        log.info("embedded_database_stopped")
 
 
 def _log_started(config: Config, target: DatabaseTarget) -> None:

@@ -503,10 +503,10 @@ def _handover(r: _Reader, t: Mapping[str, Any], apps: tuple[AppConfig, ...]) -> 
     threshold = r.number(t, p, "bot_failure_threshold", d.bot_failure_threshold, low=1, high=100)
     return HandoverConfig(
         pending_timeout=_duration(
-            r, t, p, "pending_timeout", d.pending_timeout, high=timedelta(days=7)
+            r, t, p, "pending_timeout", d.pending_timeout, high=timedelta(days=365)
         ),
         human_idle_timeout=_duration(
-            r, t, p, "human_idle_timeout", d.human_idle_timeout, high=timedelta(days=7)
+            r, t, p, "human_idle_timeout", d.human_idle_timeout, high=timedelta(days=365)
         ),
         request_policy=policy if policy in ("grant", "ask_owner") else d.request_policy,
         escalation_keywords=tuple(keywords),

@@ -78,8 +78,8 @@ def test_unknown_key_without_a_near_miss_lists_the_accepted_keys() -> None:
         (
             "handover",
             "pending_timeout",
-            "30d",
-            "handover.pending_timeout: must be between 1s and 7d",
+            "400d",
+            "handover.pending_timeout: must be between 1s and 365d",
         ),
         (
             "handover",
