@@ -204,3 +204,26 @@ def _env() -> dict[str, str]:
     from tests.conftest import TEST_ENV
 
     return dict(TEST_ENV)
+
+
+async def test_the_command_checks_a_running_sandbox(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`orchestrator doctor` in sandbox mode asks the simulator of a running `make run`."""
+    import asyncio
+
+    from orchestrator.cli import main
+    from orchestrator.config import load_config
+
+    for var in ("ORCHESTRATOR_CONFIG", "ORCHESTRATOR_MODE", "DATABASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    async with Sandbox(load_config(None, {}), db_url) as sb:
+        monkeypatch.setenv("PORT", sb.url.rsplit(":", 1)[1])
+        monkeypatch.setenv("SIMULATOR_PORT", sb.sim_url.rsplit(":", 1)[1])
+        assert await asyncio.to_thread(main, ["doctor"]) == 0
+        assert "0 failed" in capsys.readouterr().out
+        sb.world.app_states[SUPPORT_APP_ID].scopes = frozenset({"instagram_basic"})
+        assert await asyncio.to_thread(main, ["doctor"]) == 1
+        out = capsys.readouterr().out
+        assert "[FAIL] permissions: page_token lacks instagram_manage_messages" in out
