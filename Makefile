@@ -1,47 +1,60 @@
 # Two commands matter: `make run` and `make test`. Everything else is installed by them.
+# `make run` installs the runtime dependencies only; `make test` (and lint, bench) add the
+# `dev` extra (pytest, ruff, mypy, playwright).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+RUNTIME := $(VENV)/.installed-runtime
+DEV     := $(VENV)/.installed-dev
 
-.PHONY: run test lint bench diagram readme check-config scenarios clean
+.PHONY: run test lint bench diagram readme check-config doctor scenarios clean venv
 
-$(STAMP): pyproject.toml
+$(RUNTIME): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(RUNTIME)
+
+$(DEV): $(RUNTIME)
 	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(DEV)
 
-venv: $(STAMP)
+venv: $(DEV)
 
-run: $(STAMP)
+run: $(RUNTIME)
 	$(BIN)/orchestrator serve
 
-test: $(STAMP)
+test: $(DEV)
 	$(BIN)/pytest -q
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 # End-to-end benchmark (a few minutes; prints a table, writes bench-results.json, asserts
 # nothing). Options: make bench BENCH_ARGS="--scenario closed --seconds 5"
-bench: $(STAMP)
+bench: $(DEV)
 	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
 
-diagram: $(STAMP)
+diagram: $(RUNTIME)
 	$(BIN)/orchestrator diagram
 
-readme: $(STAMP)
+readme: $(RUNTIME)
 	$(BIN)/python -m orchestrator.ops.readme
 
-check-config: $(STAMP)
+check-config: $(RUNTIME)
 	$(BIN)/orchestrator check-config
 
-scenarios: $(STAMP)
+doctor: $(RUNTIME)
+	$(BIN)/orchestrator doctor
+
+scenarios: $(RUNTIME)
 	$(BIN)/orchestrator scenarios run
 
+# Stops the embedded PostgreSQL of .pgdata/.pgtest if one runs, then deletes the virtualenv
+# and both databases: the next `make run` starts from nothing.
 clean:
-	rm -rf $(VENV) .pgdata .pgtest
+	-test -x $(BIN)/python && $(BIN)/python -m orchestrator.store.embedded --stop .pgdata .pgtest
+	rm -rf $(VENV) .pgdata .pgtest build *.egg-info

@@ -13,12 +13,14 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from orchestrator.engine.subapps import AppContext, Delivery
 
-DEFAULT_RULES = Path(__file__).resolve().parent.parent / "config" / "faq.toml"
+# The demo rules ship inside the package (a wheel has no `config/` folder next to it).
+DEFAULT_RULES = "faq.toml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +33,11 @@ class Intent:
 class FaqBot:
     def __init__(self, ctx: AppContext | None = None, rules_path: str | Path | None = None):
         options = dict(ctx.app.options) if ctx else {}
-        path = Path(rules_path or options.get("rules") or DEFAULT_RULES)
+        chosen = rules_path or options.get("rules")
+        if chosen:
+            path: Any = Path(chosen)
+        else:
+            path = resources.files("apps") / DEFAULT_RULES
         rules = tomllib.loads(path.read_text(encoding="utf-8"))
         self.texts: dict[str, dict[str, str]] = rules.get("texts", {})
         self.escalation_payload = str(options.get("escalation_payload", "TALK_TO_HUMAN"))

@@ -34,7 +34,7 @@ from orchestrator.engine.wakeup import (
 from orchestrator.engine.worker import EventWorker
 from orchestrator.graph import CallRecord, GraphClient, Rate, RateLimiter, RateLimits, RetryPolicy
 from orchestrator.ingress import webhooks
-from orchestrator.ops import health, logs
+from orchestrator.ops import deadlines, health, logs
 from orchestrator.ops.metrics import Metrics
 from orchestrator.ops.onboarding import check_accounts
 from orchestrator.store.database import create_pool
@@ -70,7 +70,7 @@ def create_app(
         web.post("/webhooks/{app}", webhooks.receive),
     ]
     app.add_routes(webhooks_routes + health.routes + api.routes)
-    app.middlewares.extend([logs.request_context, api.error_middleware])
+    app.middlewares.extend([logs.request_context, deadlines.body_deadline, api.error_middleware])
     return app
 
 
@@ -84,7 +84,7 @@ async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def rate_limits(config: Config) -> RateLimits:
-    """Per-process limits (PLATFORM 6): with N processes, configure 1/N of Meta's budget."""
+    """Per-process limits (docs/platform.md 6): with N processes, configure 1/N of Meta's budget."""
     c = config.rate_limits
     return RateLimits(
         send_text=Rate(c.send_text, 1.0),

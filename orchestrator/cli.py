@@ -1,14 +1,20 @@
-"""`orchestrator` command line: serve, migrate, check-config, diagram, scenarios, sandbox,
-dead-letters."""
+"""`orchestrator` command line: serve, check-config, doctor, subscribe, migrate, dead-letters,
+sandbox, scenarios, diagram, table.
+
+Every command accepts `--config PATH` (before or after the command's name) and `--debug`.
+Failures are one line naming the fix (exit 1; configuration mistakes: the full list, exit 2);
+`--debug` adds the traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
-import os
-import signal
 import sys
+import traceback
+from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
@@ -18,16 +24,38 @@ from orchestrator.errors import ConfigError, OrchestratorError
 
 log = structlog.get_logger("orchestrator")
 
+CONFIG_HELP = (
+    "config file (default: $ORCHESTRATOR_CONFIG, else config/orchestrator.toml in the working "
+    "directory, else the built-in sandbox config)"
+)
+# Commands whose output is a report: logs below warnings would mix into it.
+QUIET_COMMANDS = ("check-config", "doctor", "subscribe", "sandbox", "scenarios", "dead-letters")
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="orchestrator", description=__doc__)
-    parser.add_argument(
-        "--config", help="config file (default: $ORCHESTRATOR_CONFIG or config/orchestrator.toml)"
+
+def build_parser() -> argparse.ArgumentParser:
+    # `--config`/`--debug` may come before or after the command: the copy on each
+    # sub-command defaults to SUPPRESS, so it never overwrites a value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks and debug logs",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve_cmd = sub.add_parser(
-        "serve", help="run the service (and, in sandbox mode, the Meta simulator)"
+    parser = argparse.ArgumentParser(
+        prog="orchestrator",
+        description="Handover orchestrator for Instagram messaging (bot and human support).",
+        epilog="Run `orchestrator COMMAND --help` for a command's options.",
     )
+    parser.add_argument("--config", default=None, help=CONFIG_HELP)
+    parser.add_argument("--debug", action="store_true", default=False, help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, parents=[common])
+
+    serve_cmd = command("serve", "run the service (and, in sandbox mode, the Meta simulator)")
     serve_cmd.add_argument(
         "--role",
         choices=("all", "ingress", "workers"),
@@ -36,73 +64,100 @@ def main(argv: list[str] | None = None) -> int:
         "event workers, dispatchers and timers only, no port (run several of any kind "
         "against one database)",
     )
-    sub.add_parser("migrate", help="apply pending database migrations")
-    sub.add_parser("check-config", help="validate the config file and report every mistake")
-    sub.add_parser("diagram", help="print the conversation state machine as Mermaid")
-    sub.add_parser("table", help="print the full transition table (Markdown)")
-    scen = sub.add_parser("scenarios", help="QA scenarios: run, check, reference, coverage")
-    from orchestrator.sandbox.scenario_commands import add_commands
-
-    add_commands(scen)
-    sandbox = sub.add_parser("sandbox", help="play the customer against a running sandbox")
-    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
-    say = sandbox_sub.add_parser("say", help="send a customer message")
-    say.add_argument("text")
-    say.add_argument("--customer", default="1234567890123456", help="the customer's IGSID")
-    show = sandbox_sub.add_parser("show", help="show what the customer received")
-    show.add_argument("--customer", default="1234567890123456")
-    subscribe = sub.add_parser(
-        "subscribe", help="subscribe every app to every account's webhooks, then check"
+    command("check-config", "validate the config file and report every mistake")
+    command(
+        "doctor",
+        "check with Meta, per account and app, everything needed before going live",
     )
+    subscribe = command("subscribe", "subscribe every app to every account's webhooks, then check")
     subscribe.add_argument(
         "--check", action="store_true", help="only compare Meta's subscriptions with ours"
     )
-    dead = sub.add_parser("dead-letters", help="list or replay dead-lettered outbox rows")
-    dead_sub = dead.add_subparsers(dest="dead_command", required=True)
-    dead_sub.add_parser("list")
-    replay = dead_sub.add_parser("replay")
-    replay.add_argument("ids", nargs="+", type=int)
-    args = parser.parse_args(argv)
+    command("migrate", "apply pending database migrations")
+    dead = command("dead-letters", "list or replay dead-lettered outbox rows")
+    dead_sub = dead.add_subparsers(dest="dead_command", required=True, metavar="ACTION")
+    dead_sub.add_parser("list", help="list dead letters (newest first)", parents=[common])
+    replay = dead_sub.add_parser("replay", help="send dead letters again", parents=[common])
+    replay.add_argument("ids", nargs="+", type=int, metavar="ID", help="outbox row ids to replay")
+    sandbox = command("sandbox", "play the customer against a running sandbox")
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
+    say = sandbox_sub.add_parser("say", help="send a customer message", parents=[common])
+    say.add_argument("text", help="what the customer writes")
+    say.add_argument("--customer", default="1234567890123456", help="the customer's IGSID")
+    show = sandbox_sub.add_parser("show", help="show what the customer received", parents=[common])
+    show.add_argument("--customer", default="1234567890123456", help="the customer's IGSID")
+    scen = command("scenarios", "QA scenarios: run, check, reference, coverage")
+    from orchestrator.sandbox.scenario_commands import add_commands
+
+    add_commands(scen, parents=[common])
+    command("diagram", "print the conversation state machine as Mermaid")
+    command("table", "print the full transition table (Markdown)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
 
     from orchestrator.ops import logs
 
-    logs.configure()
+    quiet = args.command in QUIET_COMMANDS and not debug
+    logs.configure(level="DEBUG" if debug else ("CRITICAL" if quiet else "INFO"))
     try:
-        if args.command == "diagram":
-            from state_machines.diagram import mermaid
-
-            print(mermaid())
-            return 0
-        if args.command == "table":
-            from state_machines.diagram import markdown_table
-
-            print(markdown_table())
-            return 0
-        if args.command == "scenarios":  # each scenario brings its own config
-            from orchestrator.sandbox.scenario_commands import main as scenarios_main
-
-            return scenarios_main(args)
-        config = _config(args.config)
-        if args.command == "check-config":
-            return _check_config(config)
-        if args.command == "serve":
-            from orchestrator.serve import serve
-
-            return asyncio.run(serve(config, role=args.role))
-        if args.command == "migrate":
-            return asyncio.run(_migrate(config))
-        if args.command == "sandbox":
-            return asyncio.run(_sandbox(config, args))
-        if args.command == "subscribe":
-            return asyncio.run(_subscribe(config, check_only=args.check))
-        if args.command == "dead-letters":
-            return asyncio.run(_dead_letters(config, args))
+        return _run(args)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
     except OrchestratorError as exc:
+        if debug:
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc} "
+            "(run again with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "diagram":
+        from state_machines.diagram import mermaid
+
+        print(mermaid())
+        return 0
+    if args.command == "table":
+        from state_machines.diagram import markdown_table
+
+        print(markdown_table())
+        return 0
+    if args.command == "scenarios":  # each scenario brings its own config
+        from orchestrator.sandbox.scenario_commands import main as scenarios_main
+
+        return scenarios_main(args)
+    config = _config(args.config)
+    if args.command == "check-config":
+        return _check_config(config)
+    if args.command == "serve":
+        from orchestrator.serve import serve
+
+        return asyncio.run(serve(config, role=args.role))
+    if args.command == "doctor":
+        return asyncio.run(_doctor(config))
+    if args.command == "migrate":
+        return asyncio.run(_migrate(config))
+    if args.command == "sandbox":
+        return asyncio.run(_sandbox(config, args))
+    if args.command == "subscribe":
+        return asyncio.run(_subscribe(config, check_only=args.check))
+    if args.command == "dead-letters":
+        return asyncio.run(_dead_letters(config, args))
     return 2
 
 
@@ -125,51 +180,76 @@ def _check_config(config: Config) -> int:
     return 0
 
 
-async def _with_db(config: Config) -> Any:
-    from orchestrator.store.database import resolve
+@contextlib.asynccontextmanager
+async def _with_db(config: Config) -> AsyncIterator[Any]:
+    """A connection to DATABASE_URL or the embedded server (left again afterwards)."""
+    from orchestrator.serve import open_database
+    from orchestrator.store.database import connect
 
-    return resolve(os.environ, config.service.data_dir)
+    target = open_database(config)
+    try:
+        async with connect(target.url) as conn:
+            yield conn
+    finally:
+        if target.server is not None:
+            target.server.cleanup()
 
 
 async def _migrate(config: Config) -> int:
-    from orchestrator.store.database import connect
     from orchestrator.store.migrations import migrate
 
-    target = await _with_db(config)
-    async with connect(target.url) as conn:
+    async with _with_db(config) as conn:
         applied = await migrate(conn)
     print(f"applied {len(applied)} migration(s)" if applied else "schema is current")
     return 0
 
 
-async def _subscribe(config: Config, *, check_only: bool) -> int:
-    import aiohttp
-
+def _graph(config: Config, session: Any) -> Any:
     from orchestrator.graph import GraphClient
-    from orchestrator.ops.subscriptions import subscribe_all
 
     s = config.service
     # In sandbox mode the simulator of a running `make run` stands in for Meta.
     sim = f"http://127.0.0.1:{s.simulator_port}" if config.sandbox else None
-    async with aiohttp.ClientSession() as session:
-        graph = GraphClient(
-            session,
-            api_version=s.graph_api_version,
-            facebook_base_url=sim or s.facebook_graph_url,
-            instagram_base_url=sim or s.instagram_graph_url,
+    return GraphClient(
+        session,
+        api_version=s.graph_api_version,
+        facebook_base_url=sim or s.facebook_graph_url,
+        instagram_base_url=sim or s.instagram_graph_url,
+    )
+
+
+async def _doctor(config: Config) -> int:
+    import aiohttp
+
+    from orchestrator.ops.doctor import Doctor, render
+
+    if config.sandbox:
+        print(
+            "sandbox mode: asking the simulator of a running `make run` instead of Meta\n",
+            file=sys.stderr,
         )
-        reports = await subscribe_all(config, graph, check_only=check_only)
+    async with aiohttp.ClientSession() as session:
+        checks = await Doctor(config, _graph(config, session), session).run()
+    print(render(checks))
+    return 1 if any(c.status == "fail" for c in checks) else 0
+
+
+async def _subscribe(config: Config, *, check_only: bool) -> int:
+    import aiohttp
+
+    from orchestrator.ops.subscriptions import subscribe_all
+
+    async with aiohttp.ClientSession() as session:
+        reports = await subscribe_all(config, _graph(config, session), check_only=check_only)
     for r in reports:
         print(f"{'ok ' if r.ok else 'ERR'}  account {r.account}  app {r.app}: {r.detail}")
     return 0 if all(r.ok for r in reports) else 1
 
 
 async def _dead_letters(config: Config, args: argparse.Namespace) -> int:
-    from orchestrator.store.database import connect
     from orchestrator.store.queries import q
 
-    target = await _with_db(config)
-    async with connect(target.url) as conn:
+    async with _with_db(config) as conn:
         if args.dead_command == "list":
             rows = await conn.fetch(q("outbox_dead_list"), None, 500)
             for r in rows:
@@ -298,18 +378,13 @@ async def _sandbox(config: Config, args: argparse.Namespace) -> int:
         print(line(m))
     if mid is not None and not any(m.get("direction") == "in" for m in timeline):
         notes.append("no reply")
-    owner = data.get("owner_app_name") or data.get("owner_app_id") or "nobody"
+    owner = data.get("owner_app_name") or data.get("owner_app_id")
     window = "open" if data.get("window_open") else "closed"
-    print(f"-- thread owner: {owner} · 24h window {window}")
+    # Same words as the phone page: no owner means the thread is idle (the default app answers).
+    print(f"-- thread owner: {owner or 'idle (no app in control)'} · 24h window {window}")
     for note in notes:
         print(f"-- {note}", file=sys.stderr)
     return 0
-
-
-def _install_signal_handlers(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
 
 
 if __name__ == "__main__":

@@ -199,7 +199,7 @@ class Unreact:
 
 @dataclass(frozen=True, slots=True)
 class PrivateReply:
-    """A private reply to a comment (PLATFORM 4.2): one per comment, within 7 days."""
+    """A private reply to a comment (docs/platform.md 4.2): one per comment, within 7 days."""
 
     type: ClassVar[str] = "private_reply"
     comment_id: str
@@ -351,7 +351,7 @@ def _message(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 
 def validate_message(message: Any, name: str = "message") -> None:
     """Check a Send API `message` object: exactly one of text / attachment / attachments,
-    optional quick replies (PLATFORM 4.3). Text length is not checked: the edge splits."""
+    optional quick replies (docs/platform.md 4.3). Text length is not checked: the edge splits."""
     if not isinstance(message, Mapping):
         raise ActionError(name, "must be a JSON object")
     for key in message:

@@ -49,7 +49,7 @@ from state_machines.triggers import (
 def owner_of(app_id: Any, policy: Policy) -> Owner:
     if app_id is None or str(app_id) == "":
         return Owner("idle")
-    app = policy.app_by_id(app_id)  # ids may come as numbers (PLATFORM 2.8): normalised
+    app = policy.app_by_id(app_id)  # ids may come as numbers (docs/platform.md 2.8): normalised
     if app is not None:
         return Owner("bot" if app.is_bot else "human", app)
     return Owner("foreign", foreign_id=str(app_id))
@@ -82,7 +82,7 @@ def _confirms(view: ConversationView, owner: Owner, policy: Policy) -> bool:
 def standby_only(
     view: ConversationView, trig: CustomerMessage | CustomerActivity, policy: Policy
 ) -> bool:
-    """Ownership evidence (PLATFORM 2.9): a standby copy received by the app we believe in
+    """Ownership evidence (docs/platform.md 2.9): a standby copy received by the app we believe in
     control proves that app does not own the thread (Meta sends each app one copy), so an
     app outside our belief owns it. `received_by=None` means the edge vouches that no app of
     ours got the event in `messaging[]`. A standby copy received by another app proves

@@ -50,7 +50,7 @@ def latest_of(*values: datetime | None) -> datetime | None:
 def control_deadline(
     view: ConversationView, now: datetime, acted_at: datetime | None = None
 ) -> datetime | None:
-    """When Meta idles the thread: 24 h of inactivity (PLATFORM 1.3). The customer's last
+    """When Meta idles the thread: 24 h of inactivity (docs/platform.md 1.3). The customer's last
     message and a control action (pass, take, extend; `acted_at`) are activity, so a human
     app taking a conversation 25 h after the customer wrote holds it for a day."""
     last = view.last_customer_message_at or now

@@ -1,4 +1,4 @@
-"""The automation-disclosure policy (PLATFORM 9, invariant 5), pure.
+"""The automation-disclosure policy (docs/platform.md 9, invariant 5), pure.
 
 The customer is told they are talking to automation:
 - before the first automated message of the conversation (never disclosed yet),

@@ -106,7 +106,7 @@ class SenderAction:
 
 @dataclass(frozen=True, slots=True)
 class ThreadControl:
-    """A thread-control call (PLATFORM 5) made with `app`'s token."""
+    """A thread-control call (docs/platform.md 5) made with `app`'s token."""
 
     type: ClassVar[str] = "thread_control"
     app: str

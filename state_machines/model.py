@@ -21,7 +21,7 @@ AppKind = Literal["bot", "human"]
 TimerKind = Literal["pending_timeout", "human_idle", "control_expiry"]
 TIMER_KINDS: tuple[TimerKind, ...] = ("pending_timeout", "human_idle", "control_expiry")
 
-# PLATFORM 1.4: inboxes that are not ours but can own a thread; both are human inboxes.
+# docs/platform.md 1.4: inboxes that are not ours but can own a thread; both are human inboxes.
 PAGE_INBOX_APP_ID = "263902037430900"
 INSTAGRAM_INBOX_APP_ID = "1217981644879628"
 DEFAULT_FOREIGN_APPS: Mapping[str, str] = MappingProxyType(

@@ -1,4 +1,4 @@
-"""Meta's app roles against our config (PLATFORM 2.10), pure.
+"""Meta's app roles against our config (docs/platform.md 2.10), pure.
 
 An `app_roles` webhook names apps with `primary_receiver` / `secondary_receiver`. Our config
 says which app is the primary (routing's default app) and which are secondary. When they

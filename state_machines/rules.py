@@ -11,17 +11,17 @@ from datetime import timedelta
 from state_machines.model import State
 
 # --- Meta's platform limits (defined here only) -------------------------------------------
-# The messaging window (PLATFORM 4.5): automation within 24 h of the customer's last message,
-# human agents (HUMAN_AGENT tag) up to 7 days.
+# The messaging window (docs/platform.md 4.5): automation within 24 h of the customer's last
+# message, human agents (HUMAN_AGENT tag) up to 7 days.
 AUTOMATED_WINDOW = timedelta(hours=24)
 HUMAN_AGENT_WINDOW = timedelta(days=7)
 HUMAN_AGENT_TAG = "HUMAN_AGENT"
-# Meta idles a thread after 24 h of inactivity unless extended (PLATFORM 1.3).
+# Meta idles a thread after 24 h of inactivity unless extended (docs/platform.md 1.3).
 CONTROL_IDLE = timedelta(hours=24)
-MAX_EXTEND_S = 7 * 24 * 3600  # PLATFORM 5: extend_thread_control up to 7 days
-PRIVATE_REPLY_WINDOW = timedelta(days=7)  # PLATFORM 4.2
+MAX_EXTEND_S = 7 * 24 * 3600  # docs/platform.md 5: extend_thread_control up to 7 days
+PRIVATE_REPLY_WINDOW = timedelta(days=7)  # docs/platform.md 4.2
 MAX_METADATA_CHARS = 1000  # Meta's limit for thread-control metadata
-MAX_QUICK_REPLIES = 13  # PLATFORM 4.3
+MAX_QUICK_REPLIES = 13  # docs/platform.md 4.3
 MAX_ATTACHMENTS = 10
 
 # --- the handover metadata we send ---------------------------------------------------------

@@ -18,11 +18,12 @@ from typing import Any, Literal
 from state_machines.actions import Action
 from state_machines.model import TimerKind, require_aware
 
-# Meta sends app ids as numbers or strings (PLATFORM 2.8); the machine normalises them to str.
+# Meta sends app ids as numbers or strings (docs/platform.md 2.8); the machine normalises them
+# to str.
 AppId = str | int
 # Which field of Meta's webhook carried the copy the decision is made on: `messaging` (the
 # receiving app owns the thread, or it is idle and the app is the default one) or `standby`
-# (the receiving app does not own the thread). PLATFORM 2.9.
+# (the receiving app does not own the thread). docs/platform.md 2.9.
 Source = Literal["messaging", "standby"]
 
 
@@ -54,7 +55,7 @@ class CustomerMessage:
 @dataclass(frozen=True, slots=True)
 class CustomerActivity:
     """Any other customer event: postback, reaction, read, referral, message_edit,
-    message_deleted, comment (the edge decides `opens_window`, PLATFORM 4.5)."""
+    message_deleted, comment (the edge decides `opens_window`, docs/platform.md 4.5)."""
 
     at: datetime
     kind: str
@@ -97,7 +98,7 @@ class AppAction:
 
 @dataclass(frozen=True, slots=True)
 class MetaHandover:
-    """A `messaging_handovers` webhook (PLATFORM 2.8). App ids may be numbers or strings."""
+    """A `messaging_handovers` webhook (docs/platform.md 2.8). App ids may be numbers or strings."""
 
     at: datetime
     kind: Literal["pass", "take", "request"]
@@ -113,7 +114,7 @@ class MetaHandover:
 
 @dataclass(frozen=True, slots=True)
 class AppRolesChanged:
-    """An `app_roles` webhook (PLATFORM 2.10): app id → roles."""
+    """An `app_roles` webhook (docs/platform.md 2.10): app id → roles."""
 
     at: datetime
     roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

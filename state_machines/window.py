@@ -1,4 +1,4 @@
-"""The messaging-window policy (PLATFORM 4.5, invariant 6), pure.
+"""The messaging-window policy (docs/platform.md 4.5, invariant 6), pure.
 
 - The window is anchored at the customer's last message (or window-opening activity).
 - Automated (bot) messages: only within 24 h of it, as RESPONSE.

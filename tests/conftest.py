@@ -41,7 +41,12 @@ TEST_ENV = {
 
 def config_data(**overrides: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "service": {"mode": "live", "workers": 2, "dispatchers": 2},
+        "service": {
+            "mode": "live",
+            "public_url": "https://orchestrator.example.com",
+            "workers": 2,
+            "dispatchers": 2,
+        },
         "accounts": [
             {
                 "name": "shop",

@@ -96,6 +96,10 @@ class ServiceConfig:
     retention: timedelta = timedelta(days=3)
     simulator_port: int = 8081
     data_dir: str = ".pgdata"
+    # A client must send its request headers within `header_timeout` and its body within
+    # `body_timeout`; a stalled connection is closed (slowloris-style clients hold nothing).
+    header_timeout: timedelta = timedelta(seconds=10)
+    body_timeout: timedelta = timedelta(seconds=30)
 
 
 @dataclass(frozen=True, slots=True)

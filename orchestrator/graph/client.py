@@ -1,4 +1,4 @@
-"""Meta Graph API client for Instagram messaging (PLATFORM.md sections 4, 5, 8, 10).
+"""Meta Graph API client for Instagram messaging (docs/platform.md sections 4, 5, 8, 10).
 
 One :class:`GraphClient` wraps the application's single ``aiohttp.ClientSession`` (it never
 creates one). A :class:`GraphTarget` says which account to act for and with which token:
@@ -10,7 +10,7 @@ creates one). A :class:`GraphTarget` says which account to act for and with whic
 
 Thread control and the messaging feature status are Page features: they always go to the Page
 node on ``graph.facebook.com`` and need a Facebook-login target (thread control on
-``graph.instagram.com`` is unconfirmed, PLATFORM 11).
+``graph.instagram.com`` is unconfirmed, docs/platform.md 11).
 
 Every call returns Meta's parsed JSON or raises a :mod:`~orchestrator.graph.errors` type;
 network faults and timeouts become :class:`GraphUnreachable`. Tokens never reach exception
@@ -134,7 +134,7 @@ class GraphClient:
         self._on_call = on_call
         self._clock = clock
 
-    # -- Send API (PLATFORM 4) -----------------------------------------------------------------
+    # -- Send API (docs/platform.md 4) -------------------------------------------------------
 
     async def send_message(
         self,
@@ -208,7 +208,7 @@ class GraphClient:
         }
         return await self._messages(target, body, "send_text")
 
-    # -- thread control (PLATFORM 5) ----------------------------------------------------------
+    # -- thread control (docs/platform.md 5) -------------------------------------------------
 
     async def pass_thread_control(
         self,
@@ -270,7 +270,7 @@ class GraphClient:
         params = {"fields": "messaging_feature_status"}
         return await self._call("GET", target, "facebook", node, None, params=params)
 
-    # -- conversations and subscriptions (PLATFORM 8, 10) -------------------------------------
+    # -- conversations and subscriptions (docs/platform.md 8, 10) ----------------------------
 
     async def conversations(
         self,
@@ -308,6 +308,27 @@ class GraphClient:
         body = {"subscribed_fields": ",".join(fields)}
         return await self._call(
             "POST", target, target.login, _account_node(target), "subscribed_apps", json_body=body
+        )
+
+    # -- set-up checks (`orchestrator doctor`, docs/platform.md 12) ----------------------------
+
+    async def debug_token(self, app_token: GraphTarget, input_token: str) -> dict[str, Any]:
+        """`GET /debug_token?input_token=…` with the app token `<app_id>|<app_secret>` as
+        `app_token.token`: `{"data": {"app_id", "type", "is_valid", "expires_at", "scopes",
+        "profile_id", …}}`."""
+        return await self._call(
+            "GET", app_token, "facebook", "debug_token", None, params={"input_token": input_token}
+        )
+
+    async def app_subscriptions(self, app_token: GraphTarget, app_id: str) -> dict[str, Any]:
+        """`GET /{app-id}/subscriptions` with the app token: the app's webhook objects,
+        `{"data": [{"object", "callback_url", "active", "fields": [{"name", "version"}]}]}`."""
+        return await self._call("GET", app_token, "facebook", app_id, "subscriptions")
+
+    async def me(self, target: GraphTarget, fields: Sequence[str]) -> dict[str, Any]:
+        """`GET /me?fields=…` on the target's own host (an Instagram user token's check)."""
+        return await self._call(
+            "GET", target, target.login, "me", None, params={"fields": ",".join(fields)}
         )
 
     # -- plumbing -----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Typed exception family for the Meta Graph API (PLATFORM.md section 7).
+"""Typed exception family for the Meta Graph API (docs/platform.md section 7).
 
 Meta answers errors as ``{"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}``.
 :func:`classify` turns such an answer (or a bare HTTP status) into one subclass of
@@ -11,7 +11,7 @@ Meta answers errors as ``{"error": {"message", "type", "code", "error_subcode", 
 - ``alert``      a configuration or programming fault someone must look at (token, permission,
                  invalid parameter, unknown code).
 
-Codes marked with a dagger in PLATFORM.md come from a third-party source; they are matched
+Codes marked with a dagger in docs/platform.md come from a third-party source; they are matched
 both as ``code`` and as ``error_subcode`` because where Meta puts them is unconfirmed.
 No message produced here ever contains an access token: see :func:`redact`.
 """
@@ -279,7 +279,7 @@ class HttpDeliveryError(Exception):
 # --- classification -------------------------------------------------------------------------
 
 # 80000-80014 are Graph's business-use-case throttles (80002 Instagram, 80004 ads,
-# 80006 Messenger, ...); PLATFORM names 80002 and 80004, the rest are the same family.
+# 80006 Messenger, ...); docs/platform.md names 80002 and 80004, the rest are the same family.
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, *range(80000, 80015)})
 WINDOW_SUBCODES = frozenset({2534022, 2018278, 2018065})
 WINDOW_CODES = frozenset({1545041})

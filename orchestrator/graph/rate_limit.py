@@ -1,4 +1,4 @@
-"""Per-account, per-bucket rate limiter for Graph calls (PLATFORM.md section 6).
+"""Per-account, per-bucket rate limiter for Graph calls (docs/platform.md section 6).
 
 Meta limits each professional account per kind of call; a bucket here is one such kind:
 
@@ -69,7 +69,7 @@ class Rate:
 
 @dataclass(frozen=True)
 class RateLimits:
-    """One :class:`Rate` per bucket; defaults follow PLATFORM.md section 6."""
+    """One :class:`Rate` per bucket; defaults follow docs/platform.md section 6."""
 
     send_text: Rate = field(default_factory=lambda: Rate(100, 1.0))
     send_media: Rate = field(default_factory=lambda: Rate(10, 1.0))

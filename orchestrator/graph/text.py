@@ -1,4 +1,4 @@
-"""Send API content rules (PLATFORM.md section 4.3), checked before anything is sent.
+"""Send API content rules (docs/platform.md section 4.3), checked before anything is sent.
 
 - :func:`split_text` cuts long text into messages of at most 1000 UTF-8 bytes (Meta says both
   "less than 1000 characters" and "1,000 bytes or less"; bytes is the stricter reading),
@@ -45,7 +45,7 @@ MAX_PRODUCTS = 10
 GENERIC_BUTTON_TYPES = frozenset({"postback", "web_url"})
 MEDIA_TYPES = frozenset({"audio", "video"})
 MESSAGING_TYPES = frozenset({"RESPONSE", "UPDATE", "MESSAGE_TAG", "UTILITY"})
-# Error 100 from Apr 27, 2026 (PLATFORM 4.5): refuse them before Meta does.
+# Error 100 from Apr 27, 2026 (docs/platform.md 4.5): refuse them before Meta does.
 RETIRED_TAGS = frozenset({"CONFIRMED_EVENT_UPDATE", "ACCOUNT_UPDATE", "POST_PURCHASE_UPDATE"})
 RECIPIENT_KEYS = ("id", "comment_id", "post_id", "user_ref", "notification_messages_token")
 

@@ -1,6 +1,7 @@
 """Typed webhook events: immutable value objects built by `orchestrator.ingress.parser`.
 
-One event per `messaging[]` / `standby[]` / `changes[]` item of a Meta webhook POST (PLATFORM 2).
+One event per `messaging[]` / `standby[]` / `changes[]` item of a Meta webhook POST
+(docs/platform.md 2).
 Ids are always strings, times are epoch milliseconds, and `raw` keeps the item exactly as Meta
 sent it, so nothing is lost when a field is not modelled here. `to_json()` is the plain form used
 for logs, storage and delivery to sub-apps; `event_from_json()` is its exact inverse, so a stored
@@ -112,7 +113,7 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Referral:
-    """How the customer arrived: CTD ad, ig.me link, Shops product (PLATFORM 2.2, 2.6).
+    """How the customer arrived: CTD ad, ig.me link, Shops product (docs/platform.md 2.2, 2.6).
 
     `source` is upper-cased and `SHORTLINK` is folded into `SHORTLINKS`: Meta's pages spell it
     both ways. The original spelling stays in the event's `raw`.
@@ -128,7 +129,8 @@ class Referral:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Attachment:
-    """One `message.attachments[]` element of any type (PLATFORM 2.2); nothing is downloaded.
+    """One `message.attachments[]` element of any type (docs/platform.md 2.2); nothing is
+    downloaded.
 
     `url` is the first of `payload.url`, `payload.story_media_url` (`ig_story`), the
     attachment's own `url` or `URL` (Messenger `fallback`, old spelling); `title` likewise from
@@ -223,7 +225,7 @@ class MessageEvent(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MessageDeletedEvent(Event):
-    """The customer unsent a message: erase the stored copy (PLATFORM 2.2, 9)."""
+    """The customer unsent a message: erase the stored copy (docs/platform.md 2.2, 9)."""
 
     KINDS: ClassVar[frozenset[EventKind]] = frozenset({EventKind.MESSAGE_DELETED})
 
@@ -297,7 +299,8 @@ class ReferralEvent(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HandoverEvent(Event):
-    """pass / take / request thread control; app ids normalised to strings (PLATFORM 2.8)."""
+    """pass / take / request thread control; app ids normalised to strings
+    (docs/platform.md 2.8)."""
 
     KINDS: ClassVar[frozenset[EventKind]] = frozenset(
         {

@@ -1,4 +1,4 @@
-"""Start-up check of every account through the Conversations API (PLATFORM 8).
+"""Start-up check of every account through the Conversations API (docs/platform.md 8).
 
 Meta gives no other cheap "can this app message this account?" probe: a refusal here (no
 Advanced Access, "Allow access to messages" off, a bad token) would otherwise surface only

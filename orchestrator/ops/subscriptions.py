@@ -1,7 +1,7 @@
 """Webhook subscriptions: subscribe every app to every account, and check what Meta has.
 
-Routing relies on every messaging app of the business being subscribed (PLATFORM 10), and
-Meta unsubscribes an app whose webhook failed for an hour (PLATFORM 3): `orchestrator
+Routing relies on every messaging app of the business being subscribed (docs/platform.md 10), and
+Meta unsubscribes an app whose webhook failed for an hour (docs/platform.md 3): `orchestrator
 subscribe` (re)subscribes; `orchestrator subscribe --check` only compares Meta's list with the
 fields we need and names what is missing.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from orchestrator.config import Config
 from orchestrator.graph import GraphClient, GraphError, GraphTarget
 
-# Page-level fields for Instagram messaging and handover (PLATFORM 2 and 10).
+# Page-level fields for Instagram messaging and handover (docs/platform.md 2 and 10).
 FIELDS = (
     "messages",
     "messaging_postbacks",
@@ -59,7 +59,7 @@ async def subscribe_all(
                 )
                 continue
             have = set(mine.get("subscribed_fields") or [])
-            # Meta accepts both spellings of the handover field (PLATFORM 2.8).
+            # Meta accepts both spellings of the handover field (docs/platform.md 2.8).
             if "messaging_handovers" in have:
                 have.add("messaging_handover")
             missing = [f for f in FIELDS if f not in have]

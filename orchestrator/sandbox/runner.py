@@ -66,14 +66,24 @@ def sim_config(config: Config, orchestrator_url: str) -> SimConfig:
 
 
 async def start_simulator(
-    config: Config, *, faults: Faults | None = None
+    config: Config, *, faults: Faults | None = None, sock: socket.socket | None = None
 ) -> tuple[web.AppRunner, str, World]:
-    """Serve the simulator on `service.simulator_port`; returns (runner, base URL, world)."""
+    """Serve the simulator on `service.simulator_port` (or on `sock`, already bound by
+    `serve`); returns (runner, base URL, world)."""
     s = config.service
     app = create_simulator_app(sim_config(config, f"http://127.0.0.1:{s.port}"), faults=faults)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", s.simulator_port).start()
+    try:
+        site: web.BaseSite = (
+            web.SockSite(runner, sock)
+            if sock is not None
+            else web.TCPSite(runner, "127.0.0.1", s.simulator_port)
+        )
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
     return runner, f"http://127.0.0.1:{s.simulator_port}", app[WORLD_KEY]
 
 

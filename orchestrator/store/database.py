@@ -1,14 +1,13 @@
 """Where PostgreSQL comes from: `DATABASE_URL`, or an embedded server in a project folder.
 
-The embedded server is the `pgserver` wheel (PostgreSQL 16 inside a PyPI package), started
-in a git-ignored data folder, so `make run` and `make test` need nothing installed.
+The embedded server (`store/embedded.py`) runs PostgreSQL 16 from the `pgserver` wheel in a
+git-ignored data folder, so `make run` and `make test` need nothing installed.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -41,17 +40,13 @@ class DatabaseTarget:
 
 
 def start_embedded(data_dir: str | os.PathLike[str]) -> DatabaseTarget:
-    """Start (or join) the embedded PostgreSQL in `data_dir`; stopped when the last user exits."""
-    path = Path(data_dir).resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        # platformdirs (used by pgserver) warns when XDG_RUNTIME_DIR is unset, as on
-        # headless machines; pgserver falls back to /tmp, which is what we want.
-        warnings.simplefilter("ignore")
-        import pgserver  # imported here: only needed without DATABASE_URL
+    """Start (or join) the embedded PostgreSQL in `data_dir`; stopped when the last user
+    exits, even by `kill -9` (see `store/embedded.py`)."""
+    from orchestrator.store.embedded import EmbeddedPostgres
 
-        server = pgserver.get_server(path, cleanup_mode="stop")
-    return DatabaseTarget(url=server.get_uri(), embedded=True, server=server)
+    server = EmbeddedPostgres(Path(data_dir))
+    url = server.start()
+    return DatabaseTarget(url=url, embedded=True, server=server)
 
 
 def resolve(env: Mapping[str, str], data_dir: str) -> DatabaseTarget:

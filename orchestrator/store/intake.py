@@ -45,7 +45,7 @@ class Row:
         mid = getattr(event, "mid", None)
         dedup_key = event.dedup_key
         if event.kind == "postback" and event.source == "standby":
-            # Standby copies of postbacks carry no payload (PLATFORM 2.9): stored apart, so
+            # Standby copies of postbacks carry no payload (docs/platform.md 2.9): stored apart, so
             # the owner's complete copy is never dropped as their duplicate. Processing lets
             # the owner's copy decide (see processing.py).
             dedup_key += ":standby"

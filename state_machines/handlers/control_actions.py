@@ -177,7 +177,7 @@ def request(run: Run) -> None:
     owner = controller(run.view, run.policy)
     meta = run.cls.metadata
     if owner is None:
-        # A foreign inbox holds it: only Meta can forward the request (PLATFORM 5).
+        # A foreign inbox holds it: only Meta can forward the request (docs/platform.md 5).
         run.emit(ThreadControl(run.actor.name, "request", None, meta))
         run.note(f"asked Meta for the thread: {who_holds(run.view, run.policy)}")
         return

@@ -95,7 +95,7 @@ def human_echo_in_bot(run: Run) -> None:
         run.note(f"{who} spoke before the newest handover webhook applied; nothing new to disclose")
         return
     # A human spoke while automation holds the thread: the next automated message is a
-    # human-to-automation move, so it is disclosed (PLATFORM 9).
+    # human-to-automation move, so it is disclosed (docs/platform.md 9).
     run.update(disclosure_due=True)
     run.note(f"{who} spoke while the bot is in control; waiting for Meta's take webhook")
 

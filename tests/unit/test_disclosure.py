@@ -1,4 +1,4 @@
-"""The automation-disclosure policy (PLATFORM 9, invariant 5)."""
+"""The automation-disclosure policy (docs/platform.md 9, invariant 5)."""
 
 from __future__ import annotations
 

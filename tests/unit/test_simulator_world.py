@@ -1,4 +1,4 @@
-"""Rules of the simulated Meta world (PLATFORM 1.3, 2, 4, 5, 7), one behaviour per test."""
+"""Rules of the simulated Meta world (docs/platform.md 1.3, 2, 4, 5, 7), one behaviour per test."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def text_to(igsid: str, text: str = "hello", **extra: Any) -> dict[str, Any]:
 
 def idle_after_release(world: World, igsid: str = CUSTOMER) -> None:
     """The customer writes (the default app takes control), then the default app releases: the
-    thread is idle with the messaging window still open (PLATFORM 1.3)."""
+    thread is idle with the messaging window still open (docs/platform.md 1.3)."""
     world.say(igsid, "hi")
     assert world.thread(igsid).owner == BOT  # type: ignore[union-attr]
     world.release_thread_control(BOT, igsid)
@@ -75,7 +75,7 @@ def idle_after_release(world: World, igsid: str = CUSTOMER) -> None:
 
 def idle_after_silence(world: World, igsid: str = CUSTOMER) -> None:
     """The customer writes, then stays silent for more than 24 h: control expires, the thread
-    is idle (PLATFORM 1.3)."""
+    is idle (docs/platform.md 1.3)."""
     world.say(igsid, "hi")
     world.advance(DAY_S + 1)
     assert world.thread(igsid).owner is None  # type: ignore[union-attr]

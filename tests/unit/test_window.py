@@ -1,4 +1,4 @@
-"""The messaging-window policy (PLATFORM 4.5, invariant 6): exact boundaries."""
+"""The messaging-window policy (docs/platform.md 4.5, invariant 6): exact boundaries."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Webhook POST body → typed events (PLATFORM 2): the walk over the top level, the entries and
-their items. Pure: no I/O, no logging, no clock.
+"""Webhook POST body → typed events (docs/platform.md 2): the walk over the top level, the
+entries and their items. Pure: no I/O, no logging, no clock.
 
 Every entry and every item of `messaging[]`, `standby[]` and `changes[]` is read (Meta batches).
 Whatever is not understood becomes an `UnknownEvent` plus a line in `problems` naming where it
@@ -107,7 +107,7 @@ def _parse_entry(
             ctx = ItemContext(obj, source, where, entry_id, entry_ms, problems, known)
             events.extend(_parse_item(ctx, item))
     if "field" in entry or "value" in entry:
-        # IG Login's example puts one change directly under the entry (PLATFORM 2.11).
+        # IG Login's example puts one change directly under the entry (docs/platform.md 2.11).
         seen_items = True
         ctx = ItemContext(obj, EventSource.CHANGES, loc, entry_id, entry_ms, problems, known)
         events.extend(_parse_item(ctx, {"field": entry.get("field"), "value": entry.get("value")}))

@@ -85,7 +85,7 @@ def _envelope(ctx: ItemContext, item: dict[str, Any]) -> _Envelope:
 
 def _is_business(ctx: ItemContext, side: str | None) -> bool:
     """A configured account id, or the entry's id where that is the account (`messaging[]`;
-    in `standby[]` Meta calls entry.id the user's id, PLATFORM 2.9)."""
+    in `standby[]` Meta calls entry.id the user's id, docs/platform.md 2.9)."""
     if side is None:
         return False
     return side in ctx.account_ids or (side == ctx.entry_id and ctx.source == EventSource.MESSAGING)
@@ -100,7 +100,7 @@ def _base(
     business itself on a non-echo event (the entry's or a configured account id, or Meta's
     `is_self` flag): that is self messaging, the business previewing its own automation, and
     the other side is the business's own scoped id. In standby the entry id is the account
-    (PLATFORM 2.9) unless it turns out to be the customer's id.
+    (docs/platform.md 2.9) unless it turns out to be the customer's id.
     """
     is_self = env.self_flag
     sender_is_business = echo or (

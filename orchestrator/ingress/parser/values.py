@@ -26,7 +26,7 @@ __all__ = [
     "short",
 ]
 
-# Epoch values below this are seconds (PLATFORM 2.1: `changes` examples use seconds).
+# Epoch values below this are seconds (docs/platform.md 2.1: `changes` examples use seconds).
 SECONDS_BELOW = 10**12
 # 9999-12-31T23:59:59.999Z: larger values cannot become a datetime, so they are rejected.
 MAX_MS = 253_402_300_799_999

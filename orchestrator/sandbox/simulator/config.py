@@ -32,6 +32,9 @@ class SimConfig:
     api_version: str = "v25.0"
     rate_limit_per_s: float = 100.0
     routing_enabled: bool = True
+    # False: the Conversations API answers error 36103 ("messaging not available"), as for an
+    # account whose Instagram setting "Allow access to messages" is off.
+    messaging_available: bool = True
 
     def __post_init__(self) -> None:
         ids = [a.app_id for a in self.apps]

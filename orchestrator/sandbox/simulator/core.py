@@ -194,7 +194,7 @@ class WorldCore:
     ) -> tuple[WebhookEvent, ...]:
         """A customer event: the owner (or the default app while idle) gets it in `messaging[]`,
         every other subscribed app of ours a copy in `standby[]`. Routing off: everyone gets
-        `messaging[]` (PLATFORM 1.3 "default behavior")."""
+        `messaging[]` (docs/platform.md 1.3 "default behavior")."""
         primary = thread.owner or self.default_app_id
         out = []
         # One event, one time: every copy (messaging or standby) carries the same timestamp,

@@ -18,7 +18,7 @@ class CustomerActions(WorldCore):
         """A customer message (or CTA tap, reaction, ig.me referral): reopens the 24-hour window
         and keeps the owner's control alive for another 24 h.
 
-        PLATFORM 1.3: a thread is idle only without a customer message for 24 h or after a
+        docs/platform.md 1.3: a thread is idle only without a customer message for 24 h or after a
         release, so a customer writing to an idle thread makes it active with the default app in
         control: `thread_owner` names it, a later take notifies it, pass and request follow the
         owner rules. Routing off ("default behavior"): no default app takes control."""
@@ -183,7 +183,8 @@ class CustomerActions(WorldCore):
         )
         thread.comments.append(comment)
         self._comments[comment.comment_id] = comment
-        # Commenting on a post reopens the messaging window (PLATFORM 4.5), not thread control.
+        # Commenting on a post reopens the messaging window (docs/platform.md 4.5), not thread
+        # control.
         thread.last_customer_at = self.now
         thread.updated_at = self.now
         value: dict[str, Any] = {

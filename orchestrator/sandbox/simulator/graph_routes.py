@@ -115,8 +115,14 @@ async def _graph_call(
             raise unsupported_request(method, node)
         return app, await _app_subscriptions(rt, app, method, params)
 
+    if node == "debug_token" and edge is None:  # needs an app token (docs/platform.md 12)
+        app = world.app_by_app_token(token)
+        if app is None:
+            raise invalid_token()
+        return app, Outcome(_debug_token(world, app, _opt(params, "input_token")))
+
     app = world.app_by_token(token)
-    if app is None:
+    if app is None or not world.app_states[app.app_id].token_valid:
         raise invalid_token()
     world.check_rate(app.app_id)
     if edge is None:
@@ -144,6 +150,8 @@ async def _graph_call(
     if key == ("GET", "thread_owner"):
         return app, Outcome(world.thread_owner(app.app_id, igsid))
     if key == ("GET", "conversations"):
+        if not cfg.messaging_available:
+            raise GraphError(36103, "(#36103) Messaging is not available for this account")
         result = world.conversations(
             app.app_id, _opt(params, "platform"), _opt(params, "user_id"), _fields(params)
         )
@@ -159,6 +167,37 @@ async def _graph_call(
     if key == ("POST", "message_attachments"):
         return app, Outcome({"attachment_id": str(10**15 + secrets.randbelow(10**15))})
     raise param_error(f"Tried accessing nonexisting field ({edge}) on node type (Page)")
+
+
+def _debug_token(world: World, caller: SimApp, input_token: str | None) -> dict[str, Any]:
+    """Meta's token inspection: `{"data": {...}}`; an unknown token is `is_valid: false`."""
+    if input_token is None:
+        raise param_error("The parameter input_token is required")
+    app = world.app_by_token(input_token)
+    if app is None or app.app_id != caller.app_id:
+        # Meta answers for tokens of the calling app only; any other token is invalid to it.
+        return {
+            "data": {
+                "is_valid": False,
+                "error": {"code": 190, "message": "Invalid OAuth access token."},
+            }
+        }
+    state = world.app_states[app.app_id]
+    data: dict[str, Any] = {
+        "app_id": app.app_id,
+        "type": "PAGE",
+        "application": app.name,
+        "data_access_expires_at": 0,
+        "expires_at": 0,
+        "is_valid": state.token_valid,
+        "issued_at": int(world.now) - 3600,
+        "profile_id": world.config.page_id,
+        "scopes": sorted(state.scopes),
+        "user_id": "10000000000042",
+    }
+    if not state.token_valid:
+        data["error"] = {"code": 190, "message": "Error validating access token."}
+    return {"data": data}
 
 
 def _node(world: World, node: str, fields: list[str]) -> dict[str, Any]:

@@ -33,8 +33,8 @@ class InboxActions(ThreadControl):
     def inbox_reply(
         self, igsid: str, text: str, *, inbox_app_id: str = INSTAGRAM_INBOX_APP_ID
     ) -> Outcome:
-        """A human replies from the Inbox: the Inbox takes control if it has not (PLATFORM 1.3,
-        unconfirmed), the customer receives the text, our apps see a standby echo (2.9)."""
+        """A human replies from the Inbox: the Inbox takes control if it has not (docs/platform.md
+        1.3, unconfirmed), the customer receives the text, our apps see a standby echo (2.9)."""
         thread = self._inbox_thread(igsid, inbox_app_id)
         if not text:
             raise SimError("text is required")

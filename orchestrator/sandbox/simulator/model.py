@@ -83,3 +83,15 @@ class AppState:
     webhook_url: str | None
     subscribed: bool
     fields: frozenset[str]
+    # What `debug_token` says about the app's Page token (the doctor's token checks): tests
+    # make a token invalid or drop a permission to see the failure reported.
+    token_valid: bool = True
+    scopes: frozenset[str] = frozenset(
+        {
+            "instagram_basic",
+            "instagram_manage_messages",
+            "pages_manage_metadata",
+            "pages_messaging",
+            "pages_show_list",
+        }
+    )

@@ -1,5 +1,5 @@
 """Meta's fixed rules as data: windows and expiries, size limits, accepted vocabularies, and
-the webhook field each event needs (PLATFORM 1.3, 2, 4, 5, 7, 10)."""
+the webhook field each event needs (docs/platform.md 1.3, 2, 4, 5, 7, 10)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ REACTIONS: dict[str, str] = {
     "angry": "\U0001f620",
 }
 
-# Webhook field each event needs the receiving app to be subscribed to (PLATFORM 2, 10).
+# Webhook field each event needs the receiving app to be subscribed to (docs/platform.md 2, 10).
 EVENT_FIELDS: dict[str, str] = {
     "message": "messages",
     "reaction": "message_reactions",
@@ -54,7 +54,7 @@ ALL_FIELDS = frozenset(
         "mentions",
     }
 )
-# Doubtful spellings Meta is said to accept (PLATFORM 2.6, 2.8, 11).
+# Doubtful spellings Meta is said to accept (docs/platform.md 2.6, 2.8, 11).
 FIELD_ALIASES = {
     "messaging_handovers": "messaging_handover",
     "messaging_referrals": "messaging_referral",

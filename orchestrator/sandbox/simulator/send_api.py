@@ -91,7 +91,8 @@ class SendApi(ThreadControl):
             if self._wants(app_id, "messages")
             else []
         )
-        if control is not None:  # inline thread control (PLATFORM 4.6): send, then run the flow
+        # Inline thread control (docs/platform.md 4.6): send, then run the flow.
+        if control is not None:
             if control["control_type"] == "pass":
                 target = control.get("app_id") or control.get("target_app_id")
                 hooks += self._pass(

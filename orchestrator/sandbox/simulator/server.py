@@ -121,6 +121,7 @@ def create_simulator_app(
     app.cleanup_ctx.append(_delivery_ctx)
 
     r = app.router
+    r.add_get("/", _to_phone)  # a person opening the simulator's address finds the phone
     r.add_get("/phone", phone)
     r.add_post("/sim/customers/{igsid}/{action}", customer_action)
     r.add_get("/sim/customers/{igsid}", customer_view)
@@ -138,6 +139,10 @@ def create_simulator_app(
     r.add_post("/sim/reset", reset)
     r.add_route("*", "/{path:.*}", graph_handler)  # everything else is the Graph API
     return app
+
+
+async def _to_phone(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/phone")
 
 
 async def _delivery_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -37,7 +37,7 @@ class Faults:
     redeliver: bool = False  # every POST twice
     out_of_order: bool = False  # later items first, within a batch and across POSTs
     graph_5xx_rate: float = 0.0  # fraction of Graph calls answered 500 / code 2
-    numeric_app_ids: bool = False  # handover app ids as JSON numbers (PLATFORM 2.8)
+    numeric_app_ids: bool = False  # handover app ids as JSON numbers (docs/platform.md 2.8)
     seed: int = 0  # seeds the RNG of graph_5xx_rate and out_of_order
     batch_window_s: float = 0.05  # how long to gather events when batching or reordering
 
@@ -136,7 +136,8 @@ def encode_body(
     account_id: str, events: Sequence[WebhookEvent], *, numeric_app_ids: bool = False
 ) -> bytes:
     """One entry per event (Meta: `messaging[]` holds one event, `entry[]` may hold several).
-    `changes` entries carry `time` in seconds, messaging ones in milliseconds (PLATFORM 2.1)."""
+    `changes` entries carry `time` in seconds, messaging ones in milliseconds
+    (docs/platform.md 2.1)."""
     entries = []
     for event in events:
         payload = _numeric_ids(event.payload) if numeric_app_ids else event.payload
@@ -365,7 +366,7 @@ class WebhookDispatcher:
 
     def _note_failure(self, app_id: str, name: str) -> None:
         """Continuous failure for `disable_after_s` (world time): Meta disables the webhooks and
-        unsubscribes the app (PLATFORM 3)."""
+        unsubscribes the app (docs/platform.md 3)."""
         now = self.clock()
         since = self._failing_since.setdefault(app_id, now)
         limit = self.policy.disable_after_s

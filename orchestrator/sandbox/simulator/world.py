@@ -1,9 +1,9 @@
 """The simulated Meta world: one Instagram business account, its apps and its customers.
 
-Pure rules, no I/O (PLATFORM sections 1.3, 2, 4, 5, 7). Every action returns an `Outcome`: the
-answer Meta would give and the webhooks Meta would send. The server and the webhook sender do
-the I/O. Time comes from an injectable clock plus an offset moved by `advance()`, so windows and
-expiries are testable without sleeping.
+Pure rules, no I/O (docs/platform.md sections 1.3, 2, 4, 5, 7). Every action returns an
+`Outcome`: the answer Meta would give and the webhooks Meta would send. The server and the
+webhook sender do the I/O. Time comes from an injectable clock plus an offset moved by
+`advance()`, so windows and expiries are testable without sleeping.
 
 `World` is composed of one mixin per theme (customer actions, the Inbox, the Send API, thread
 control, Graph reads, inspection) over `WorldCore`; this module also re-exports the names it
