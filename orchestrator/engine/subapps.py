@@ -85,7 +85,5 @@ def load_subapp(index: int, app: AppConfig, ctx: AppContext) -> SubApp | None:
     except Exception as exc:
         raise SubAppLoadError(f"{where}: {handler} failed to start: {exc}") from exc
     if not isinstance(instance, SubApp) or not inspect.iscoroutinefunction(instance.handle):
-        raise SubAppLoadError(
-            f"{where}: {handler} must have `async def handle(self, delivery)`"
-        )
+        raise SubAppLoadError(f"{where}: {handler} must have `async def handle(self, delivery)`")
     return instance
