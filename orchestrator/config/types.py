@@ -51,6 +51,8 @@ class AppConfig:
     standby: bool
     can_take: bool
     options: Mapping[str, Any]
+    # REST API reads: "own" = conversations it owns, owned or gets standby copies of; "all".
+    can_read: Literal["own", "all"] = "own"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,8 @@ class ServiceConfig:
     dispatchers: int = 4
     max_body_bytes: int = 1024 * 1024
     outbox_max_attempts: int = 8
+    # A REST API reply whose text needs more Send API messages than this is refused (422).
+    max_reply_parts: int = 5
     simulator_port: int = 8081
     data_dir: str = ".pgdata"
 

@@ -135,9 +135,18 @@ def _service(r: _Reader, t: Mapping[str, Any], mode: str) -> ServiceConfig:
         dispatchers=r.get(t, "service", "dispatchers", int, d.dispatchers),
         max_body_bytes=r.get(t, "service", "max_body_bytes", int, d.max_body_bytes),
         outbox_max_attempts=r.get(t, "service", "outbox_max_attempts", int, d.outbox_max_attempts),
+        max_reply_parts=_max_reply_parts(r, t, d.max_reply_parts),
         simulator_port=simulator_port,
         data_dir=r.get(t, "service", "data_dir", str, d.data_dir),
     )
+
+
+def _max_reply_parts(r: _Reader, t: Mapping[str, Any], default: int) -> int:
+    value = r.get(t, "service", "max_reply_parts", int, default)
+    if not 1 <= value <= 50:
+        r.fail("service.max_reply_parts", f"must be between 1 and 50, got {value}")
+        return default
+    return value
 
 
 def _accounts(r: _Reader, raw: Any) -> tuple[AccountConfig, ...]:
@@ -211,6 +220,7 @@ def _apps(r: _Reader, raw: Any) -> tuple[AppConfig, ...]:
         "signing_secret",
         "standby",
         "can_take",
+        "can_read",
         "options",
     }
     for i, t in enumerate(raw):
@@ -246,6 +256,10 @@ def _apps(r: _Reader, raw: Any) -> tuple[AppConfig, ...]:
         if url is not None and not re.match(r"^https?://", url):
             r.fail(f"{p}.url", f"{url!r}: expected an http(s) URL")
         options = r.get(t, p, "options", dict, {})
+        can_read = r.get(t, p, "can_read", str, "own")
+        if can_read not in ("own", "all"):
+            r.fail(f"{p}.can_read", f"must be 'own' or 'all', got {can_read!r}")
+            can_read = "own"
         out.append(
             AppConfig(
                 name=name,
@@ -262,6 +276,7 @@ def _apps(r: _Reader, raw: Any) -> tuple[AppConfig, ...]:
                 standby=r.get(t, p, "standby", bool, False),
                 can_take=r.get(t, p, "can_take", bool, role == "primary"),
                 options=options,
+                can_read=can_read,
             )
         )
     primaries = [i for i, a in enumerate(out) if a.role == "primary"]

@@ -23,7 +23,7 @@ from typing import Any
 
 from orchestrator.errors import OrchestratorError
 
-__all__ = ["Decoded", "MalformedJSON", "decode_webhook", "storable"]
+__all__ = ["UNSAFE_TEXT", "Decoded", "MalformedJSON", "decode_webhook", "storable"]
 
 
 class MalformedJSON(OrchestratorError, ValueError):
@@ -130,7 +130,7 @@ def decode_webhook(body: bytes) -> Decoded:
     return Decoded(value, problems)
 
 
-_UNSAFE = re.compile(r"[\x00\ud800-\udfff]")
+UNSAFE_TEXT = re.compile(r"[\x00\ud800-\udfff]")
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -143,9 +143,9 @@ def _safe_text(text: str) -> str | None:
     A JSON string decoded by Python only holds surrogates when they were unpaired (a valid
     pair becomes one code point), so every surrogate found here is a lone one.
     """
-    if _UNSAFE.search(text) is None:
+    if UNSAFE_TEXT.search(text) is None:
         return None
-    return _UNSAFE.sub(_escape, text)
+    return UNSAFE_TEXT.sub(_escape, text)
 
 
 def storable(value: Any) -> tuple[Any, int]:
@@ -174,7 +174,7 @@ def storable(value: Any) -> tuple[Any, int]:
         container, key = stack.pop()
         item = container[key]
         if isinstance(item, dict):
-            if any(isinstance(k, str) and _UNSAFE.search(k) for k in item):
+            if any(isinstance(k, str) and UNSAFE_TEXT.search(k) for k in item):
                 item = {(fix(k) if isinstance(k, str) else k): v for k, v in item.items()}
                 container[key] = item
             for k, v in item.items():

@@ -149,3 +149,37 @@ LANGUAGE sql VOLATILE AS $$
                              NULL::text[], convert_to(p_raw_body, 'UTF8'), p_raw_problem) AS r
     WHERE r.event_id IS NOT NULL;
 $$;
+
+-- REST API read access (issue 10.2): an app reads the conversations it owns, owned, or was
+-- the human app of. Ownership changes are rare, so a trigger on those changes records the
+-- readers; the hot paths (intake, the outbox) are untouched.
+CREATE TABLE conversation_readers (
+    conversation_id  bigint NOT NULL REFERENCES conversations (id),
+    app              text   NOT NULL,
+    since            timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (conversation_id, app)
+);
+CREATE INDEX conversation_readers_app ON conversation_readers (app, conversation_id);
+
+CREATE FUNCTION orchestrator_note_readers() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO conversation_readers (conversation_id, app)
+    SELECT NEW.id, a FROM (VALUES (NEW.owner_app), (NEW.view ->> 'human_app')) AS t(a)
+    WHERE a IS NOT NULL AND a NOT LIKE 'foreign:%'
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER conversations_readers
+AFTER INSERT OR UPDATE OF owner_app, view ON conversations
+FOR EACH ROW
+WHEN (NEW.owner_app IS NOT NULL OR (NEW.view ->> 'human_app') IS NOT NULL)
+EXECUTE FUNCTION orchestrator_note_readers();
+
+INSERT INTO conversation_readers (conversation_id, app)
+SELECT c.id, a FROM conversations c,
+     LATERAL (VALUES (c.owner_app), (c.view ->> 'human_app')) AS t(a)
+WHERE a IS NOT NULL AND a NOT LIKE 'foreign:%'
+ON CONFLICT DO NOTHING;
