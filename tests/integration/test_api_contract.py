@@ -107,7 +107,7 @@ def from_schema(doc: dict[str, Any], schema: Any, depth: int = 0) -> st.SearchSt
 def path_value(schema: dict[str, Any], known: list[str]) -> st.SearchStrategy[str]:
     valid = st.sampled_from(known) | st.integers(1, 2**63 - 1).map(str)
     weird = st.sampled_from(
-        ["0", "-1", "9223372036854775808", "9" * 30, "²", "５", "1.0", "0x1", " 1", "%00"]
+        ["0", "-1", "9223372036854775808", "9" * 30, "²", "\uff15", "1.0", "0x1", " 1", "%00"]
     )
     return valid | weird | st.text(min_size=1, max_size=20)
 
