@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench diagram readme check-config scenarios clean
+.PHONY: run test faults lint bench diagram readme check-config scenarios clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -20,6 +20,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -q
+
+# The fault suite (tests/faults): real processes under kill -9, a stopped PostgreSQL, Graph
+# and vendor faults, signed webhook fuzzing; prints one FAULTS line per scenario (~4 min).
+faults: $(STAMP)
+	ORCHESTRATOR_FAULTS=1 $(BIN)/pytest -q -s tests/faults
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

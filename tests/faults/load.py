@@ -66,7 +66,7 @@ async def post(http: aiohttp.ClientSession, url: str, body: bytes, counts: Count
             await resp.read()
             counts.status[resp.status] = counts.status.get(resp.status, 0) + 1
             return resp.status
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError):
         counts.connection_errors += 1
         return 0
 

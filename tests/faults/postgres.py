@@ -40,7 +40,16 @@ class FaultPostgres:
 
     def start(self) -> None:
         self._pg_ctl(
-            ["-w", "-o", '-h ""', "-o", f"-k {self.socket_dir}", "-l", str(self.server.log), "start"]
+            [
+                "-w",
+                "-o",
+                '-h ""',
+                "-o",
+                f"-k {self.socket_dir}",
+                "-l",
+                str(self.server.log),
+                "start",
+            ]
         )
 
     async def create_database(self) -> str:

@@ -5,6 +5,7 @@ per-customer order, and print one line (`make faults` shows it; README records i
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -58,7 +59,7 @@ def out_of_order(standin: StandIn) -> int:
         for t in texts:
             if t not in seen:
                 seen.append(t)
-        bad += sum(1 for a, b in zip(seen, seen[1:], strict=False) if a > b)
+        bad += sum(1 for a, b in itertools.pairwise(seen) if a > b)
     return bad
 
 

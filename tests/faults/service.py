@@ -92,7 +92,10 @@ class Service:
         self.config = self.dir / "orchestrator.toml"
         self.config.write_text(
             CONFIG.format(
-                port=self.port, graph=graph_url, account=ACCOUNT_ID, page=PAGE_ID,
+                port=self.port,
+                graph=graph_url,
+                account=ACCOUNT_ID,
+                page=PAGE_ID,
                 disclosure=DISCLOSURE,
             ),
             encoding="utf-8",
@@ -102,7 +105,7 @@ class Service:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
-    async def start(self, timeout: float = 60.0) -> None:
+    def _spawn(self) -> None:
         env = {**os.environ, **ENV, "DATABASE_URL": self.database_url}
         env.pop("PORT", None)
         env.pop("ORCHESTRATOR_MODE", None)
@@ -116,13 +119,19 @@ class Service:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+    async def start(self, timeout: float = 60.0) -> None:
+        self._spawn()
+        assert self.proc is not None
         self.starts += 1
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         async with aiohttp.ClientSession() as http:
             while True:
                 if self.proc.poll() is not None:
-                    raise AssertionError(f"service exited with {self.proc.returncode}:\n{self.tail()}")
+                    raise AssertionError(
+                        f"service exited with {self.proc.returncode}:\n{self.tail()}"
+                    )
                 try:
                     async with http.get(f"{self.url}/readyz") as resp:
                         if resp.status == 200:
@@ -142,13 +151,11 @@ class Service:
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGTERM)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while self.proc.poll() is None and loop.time() < deadline:
-            await asyncio.sleep(0.1)
-        if self.proc.poll() is None:
+        try:
+            await asyncio.to_thread(self.proc.wait, 30)
+        except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.wait(10)
+            await asyncio.to_thread(self.proc.wait, 10)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

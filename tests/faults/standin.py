@@ -21,10 +21,23 @@ from typing import Any
 
 from aiohttp import web
 
-TRANSIENT = {"error": {"message": "An unexpected error has occurred.", "type": "OAuthException",
-                       "code": 2, "is_transient": True, "fbtrace_id": "F"}}
-THROTTLED = {"error": {"message": "Calls to this api have exceeded the rate limit.",
-                       "type": "OAuthException", "code": 613, "fbtrace_id": "F"}}
+TRANSIENT = {
+    "error": {
+        "message": "An unexpected error has occurred.",
+        "type": "OAuthException",
+        "code": 2,
+        "is_transient": True,
+        "fbtrace_id": "F",
+    }
+}
+THROTTLED = {
+    "error": {
+        "message": "Calls to this api have exceeded the rate limit.",
+        "type": "OAuthException",
+        "code": 613,
+        "fbtrace_id": "F",
+    }
+}
 
 
 def free_port() -> int:

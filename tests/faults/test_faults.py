@@ -48,7 +48,9 @@ async def finish(
 ) -> None:
     answered_all = await wait_answered(standin, counts, bound_s)
     result = report(name, counts, standin, services)
-    assert not await stored_everything(database_url, counts.acknowledged), "acknowledged, not stored"
+    assert not await stored_everything(database_url, counts.acknowledged), (
+        "acknowledged, not stored"
+    )
     assert result.other_5xx == 0, result
     assert result.out_of_order == 0, result
     # The documented window: a crash after Meta accepted a send but before the row was marked

@@ -371,3 +371,28 @@ async def test_mixed_batch_from_the_issue_is_acknowledged_whole(
     assert len(await good_mids(db_url)) == 3  # the fourth has a hashed mid
     rows = await fetch(db_url, "SELECT body_bytes FROM raw_deliveries")
     assert [r["body_bytes"] for r in rows] == [raw]
+
+
+async def test_the_transcript_takes_a_huge_mid_hashed(db_url: str) -> None:
+    """The worker writes the transcript with the message's mid: one too long for the unique
+    index must not fail that event forever and stall its conversation (the engine-level
+    check is the fault suite's webhook fuzz: no event fails)."""
+    long_mid = os.urandom(2000).hex()
+    conn = await asyncpg.connect(db_url)
+    try:
+        cid = await conn.fetchval(
+            "INSERT INTO conversations (account_id, customer_id) VALUES ($1, 'c') RETURNING id",
+            ACCOUNT_ID,
+        )
+        for _ in range(2):  # the second is the same message again: deduplicated
+            await conn.execute(
+                "INSERT INTO messages (conversation_id, mid, direction, author, created_at)"
+                " VALUES ($1, $2, 'in', 'customer', now())"
+                " ON CONFLICT (conversation_id, mid) WHERE mid IS NOT NULL DO NOTHING",
+                cid,
+                long_mid,
+            )
+        mids = [r["mid"] for r in await conn.fetch("SELECT mid FROM messages")]
+    finally:
+        await conn.close()
+    assert mids == [intake.bounded(long_mid)]

@@ -183,3 +183,23 @@ SELECT c.id, a FROM conversations c,
      LATERAL (VALUES (c.owner_app), (c.view ->> 'human_app')) AS t(a)
 WHERE a IS NOT NULL AND a NOT LIKE 'foreign:%'
 ON CONFLICT DO NOTHING;
+
+-- The transcript's unique (conversation_id, mid) index has the same ~2.7 KB row limit: a mid
+-- that long (hostile or broken input; intake stores it hashed in events) would make the
+-- worker fail on that message forever and stall its conversation. Such mids are stored in
+-- the same hashed form intake uses (`sha256:<hex of the UTF-8 bytes>`), so erasing by mid
+-- keeps matching. The WHEN clause is evaluated without calling the function: normal mids
+-- cost nothing.
+CREATE FUNCTION orchestrator_bound_mid() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.mid := 'sha256:' || encode(sha256(convert_to(NEW.mid, 'UTF8')), 'hex');
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER messages_bound_mid
+BEFORE INSERT OR UPDATE OF mid ON messages
+FOR EACH ROW
+WHEN (octet_length(NEW.mid) > 1000)
+EXECUTE FUNCTION orchestrator_bound_mid();
