@@ -123,7 +123,13 @@ def decode_webhook(body: bytes) -> Decoded:
             return number
         return value
 
-    value = _loads(_text(body), parse_int=big_int, parse_float=big_float)
+    text = _text(body)
+    value = _loads(text, parse_int=big_int, parse_float=big_float)
+    if _MAYBE_UNSAFE.search(text) is None:
+        # Strict JSON has no raw control characters in strings and a strict decode no lone
+        # surrogates: NUL and surrogates only come from `\u` escapes. The common case skips
+        # the walk over the whole value.
+        return Decoded(value, problems)
     value, changed = storable(value)
     if changed:
         problems.append(f"{changed} string(s) with NUL or lone surrogates stored escaped")
@@ -131,6 +137,8 @@ def decode_webhook(body: bytes) -> Decoded:
 
 
 UNSAFE_TEXT = re.compile(r"[\x00\ud800-\udfff]")
+# A `\u0000` or `\uD800`-`\uDFFF` escape (valid pairs too: the walk decides).
+_MAYBE_UNSAFE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
 def _escape(match: re.Match[str]) -> str:
