@@ -85,8 +85,9 @@ en = "{disclosure}"
 
 
 class Service:
-    def __init__(self, database_url: str, graph_url: str) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="orchestrator-faults-"))
+    def __init__(self, database_url: str, graph_url: str, workdir: Path | None = None) -> None:
+        self.dir = workdir or Path(tempfile.mkdtemp(prefix="orchestrator-faults-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = self.dir / "orchestrator.toml"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import pytest
 
@@ -60,7 +61,9 @@ async def finish(
         stuck = await stuck_in_flight(database_url)
         if stuck > 0:
             pytest.xfail(f"{STALL_REASON} ({stuck} row(s) in flight, lost so far {result.lost})")
-        raise AssertionError(f"acknowledged messages never answered: {result}")
+        raise AssertionError(
+            f"acknowledged messages never answered: {result}\n{services[-1].tail(20)}"
+        )
     assert result.lost == 0 and result.answered == result.acknowledged == result.sent, result
 
 
@@ -69,8 +72,8 @@ async def database(fault_pg: FaultPostgres) -> str:
     return await fault_pg.create_database()
 
 
-async def test_kill9_mid_load_then_restart(standin: StandIn, database: str) -> None:
-    service = Service(database, standin.url)
+async def test_kill9_mid_load_then_restart(standin: StandIn, tmp_path: Path, database: str) -> None:
+    service = Service(database, standin.url, tmp_path)
     await service.start()
     counts = Counts()
     try:
@@ -86,9 +89,9 @@ async def test_kill9_mid_load_then_restart(standin: StandIn, database: str) -> N
 
 
 async def test_postgres_stopped_under_load_then_restarted(
-    standin: StandIn, database: str, fault_pg: FaultPostgres
+    standin: StandIn, tmp_path: Path, database: str, fault_pg: FaultPostgres
 ) -> None:
-    service = Service(database, standin.url)
+    service = Service(database, standin.url, tmp_path)
     await service.start()
     counts = Counts()
     try:
@@ -106,11 +109,11 @@ async def test_postgres_stopped_under_load_then_restarted(
         await service.stop()
 
 
-async def test_graph_5xx_and_613_storm(standin: StandIn, database: str) -> None:
+async def test_graph_5xx_and_613_storm(standin: StandIn, tmp_path: Path, database: str) -> None:
     # Every third Send API call among the first 45 fails with a transient 500, and two
     # consecutive calls are throttled with 613 (slowed down ≥ 30 s, then retried).
     standin.graph_faults = {n: "5xx" for n in range(3, 46, 3)} | {20: "613", 22: "613"}
-    service = Service(database, standin.url)
+    service = Service(database, standin.url, tmp_path)
     await service.start()
     counts = Counts()
     try:
@@ -121,9 +124,9 @@ async def test_graph_5xx_and_613_storm(standin: StandIn, database: str) -> None:
         await service.stop()
 
 
-async def test_vendor_outage(standin: StandIn, database: str) -> None:
+async def test_vendor_outage(standin: StandIn, tmp_path: Path, database: str) -> None:
     standin.vendor_down = True
-    service = Service(database, standin.url)
+    service = Service(database, standin.url, tmp_path)
     await service.start()
     counts = Counts()
     try:

@@ -10,6 +10,7 @@ import codecs
 import http.client
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -142,10 +143,10 @@ def fuzz(url: str, log: list[tuple[bytes, int, Any]], unsigned: list[int]) -> No
 
 
 async def test_signed_fuzz_is_always_acknowledged_and_stored(
-    standin: StandIn, fault_pg: FaultPostgres
+    standin: StandIn, tmp_path: Path, fault_pg: FaultPostgres
 ) -> None:
     database = await fault_pg.create_database()
-    service = Service(database, standin.url)
+    service = Service(database, standin.url, tmp_path)
     await service.start()
     log: list[tuple[bytes, int, Any]] = []
     unsigned: list[int] = []

@@ -126,7 +126,9 @@ async def test_signed_invalid_json_is_kept_raw_and_acknowledged(
     assert resp.status == 200
     answer = await resp.json()
     assert answer["raw_only"] is True and "JSON" in answer["problems"][0]
-    assert await count(db_url, "SELECT count(*) FROM raw_deliveries WHERE body_bytes = $1", body) == 1
+    assert (
+        await count(db_url, "SELECT count(*) FROM raw_deliveries WHERE body_bytes = $1", body) == 1
+    )
 
 
 async def test_unexpected_shape_is_acknowledged_and_kept_raw(
