@@ -172,10 +172,20 @@ BEGIN
 END;
 $$;
 
-CREATE TRIGGER conversations_readers
-AFTER INSERT OR UPDATE OF owner_app, view ON conversations
+-- The WHEN clauses are evaluated without calling the function: the worker's per-event
+-- conversation update pays for the function only when the owner or human app changes.
+CREATE TRIGGER conversations_readers_insert
+AFTER INSERT ON conversations
 FOR EACH ROW
 WHEN (NEW.owner_app IS NOT NULL OR (NEW.view ->> 'human_app') IS NOT NULL)
+EXECUTE FUNCTION orchestrator_note_readers();
+
+CREATE TRIGGER conversations_readers_update
+AFTER UPDATE OF owner_app, view ON conversations
+FOR EACH ROW
+WHEN ((NEW.owner_app IS NOT NULL AND NEW.owner_app IS DISTINCT FROM OLD.owner_app)
+      OR ((NEW.view ->> 'human_app') IS NOT NULL
+          AND (NEW.view ->> 'human_app') IS DISTINCT FROM (OLD.view ->> 'human_app')))
 EXECUTE FUNCTION orchestrator_note_readers();
 
 INSERT INTO conversation_readers (conversation_id, app)
