@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 DEV     := $(VENV)/.installed-dev
 
-.PHONY: run test lint bench diagram readme check-config doctor scenarios clean venv
+.PHONY: run test faults lint bench diagram readme check-config doctor scenarios clean venv
 
 $(RUNTIME): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -27,6 +27,11 @@ run: $(RUNTIME)
 
 test: $(DEV)
 	$(BIN)/pytest -q
+
+# The fault suite (tests/faults): real processes under kill -9, a stopped PostgreSQL, Graph
+# and vendor faults, signed webhook fuzzing; prints one FAULTS line per scenario (~4 min).
+faults: $(DEV)
+	ORCHESTRATOR_FAULTS=1 $(BIN)/pytest -q -s tests/faults
 
 lint: $(DEV)
 	$(BIN)/ruff check .

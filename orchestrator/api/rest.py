@@ -3,12 +3,17 @@
 Actions posted here enter the same ordered worker path as webhooks: the API stores the action
 as an event of the conversation, waits (briefly) for the worker to decide, and answers with
 that decision — so the answer is exactly what happened, never a guess made beside the queue.
-Errors: bad key 401, unknown conversation 404, not the owner 409, window closed 422.
+Every input gets an answer: bad input 400 (413 too large), bad key 401, unknown or unreadable
+conversation 404, not the owner 409, window closed / reply too long / idempotency key reused
+422, database unavailable 503 — always `{"error": {"code", "message"}}`. The routes are
+described by `openapi.yaml`, served at /api/v1/openapi.json (and checked against this list).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,15 +21,23 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from orchestrator.api import openapi
+from orchestrator.api import validation as v
+from orchestrator.api.validation import ApiError
 from orchestrator.config import AppConfig
 from orchestrator.errors import StoreUnavailable
+from orchestrator.graph import split_text
 from orchestrator.store.intake import action_row, store_rows
+from orchestrator.store.outage import describe, is_outage
 from orchestrator.store.queries import q
 from orchestrator.typedefs import CLOCK, CONFIG, POOL, RUNTIME
 from state_machines import ActionError, ConversationView, action_from_json, window_deadlines
 
+__all__ = ["ApiError", "error_middleware", "routes"]
+
 log = structlog.get_logger(__name__)
 WAIT_FOR_DECISION_S = 10.0
+SEND_API_TEXT_BYTES = 1000
 _STATUS_BY_REFUSAL = {
     "not_owner": 409,
     "not_allowed": 409,
@@ -34,15 +47,7 @@ _STATUS_BY_REFUSAL = {
     "private_reply_expired": 422,
     "invalid": 400,
 }
-
-
-class ApiError(web.HTTPException):
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        self.status_code = status
-        super().__init__(
-            text=web.json_response({"error": {"code": code, "message": message, **extra}}).text,
-            content_type="application/json",
-        )
+_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 400: "bad_request"}
 
 
 @web.middleware
@@ -51,15 +56,25 @@ async def error_middleware(
 ) -> web.StreamResponse:
     try:
         return await handler(request)
-    except web.HTTPException:
+    except ApiError:
         raise
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/") or exc.status_code < 400:
+            raise
+        # The router's own 404/405 (and aiohttp's 413) as the same JSON errors as ours.
+        code = _CODES.get(exc.status_code, "http_error")
+        return web.json_response(
+            {"error": {"code": code, "message": exc.reason}},
+            status=exc.status_code,
+            headers={k: v for k, v in exc.headers.items() if k == "Allow"},
+        )
     except StoreUnavailable as exc:
         log.error("store_unavailable", path=request.path, reason=str(exc))
-        return web.json_response(
-            {"error": {"code": "store_unavailable", "message": "storage unavailable, retry"}},
-            status=503,
-        )
-    except Exception:
+        return _unavailable()
+    except Exception as exc:
+        if is_outage(exc):
+            log.error("store_unavailable", path=request.path, reason=describe(exc))
+            return _unavailable()
         log.exception("request_failed", path=request.path)
         return web.json_response(
             {"error": {"code": "internal", "message": "internal error; see the service log"}},
@@ -67,9 +82,17 @@ async def error_middleware(
         )
 
 
+def _unavailable() -> web.Response:
+    return web.json_response(
+        {"error": {"code": "store_unavailable", "message": "storage unavailable, retry"}},
+        status=503,
+        headers={"Retry-After": "1"},
+    )
+
+
 def _caller(request: web.Request) -> AppConfig:
     header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
+    if not header.startswith("Bearer ") or not header.isascii():
         raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <your app's api_key>'")
     app = request.app[CONFIG].app_by_api_key(header.removeprefix("Bearer ").strip())
     if app is None:
@@ -78,13 +101,23 @@ def _caller(request: web.Request) -> AppConfig:
     return app
 
 
-async def _conversation(request: web.Request) -> Any:
-    raw = request.match_info["conversation_id"]
-    if not raw.isdigit():
-        raise ApiError(404, "unknown_conversation", f"no conversation {raw!r}")
-    row = await request.app[POOL].fetchrow(q("conversation_context"), int(raw))
-    if row is None:
-        raise ApiError(404, "unknown_conversation", f"no conversation {raw}")
+def _access(request: web.Request, app: AppConfig) -> tuple[list[str], str, bool, bool]:
+    """(accounts, app, reads everything of its accounts, is the primary app)."""
+    config = request.app[CONFIG]
+    accounts = [a.instagram_account_id for a in config.accounts]
+    return accounts, app.name, app.can_read == "all" or app.standby, app.role == "primary"
+
+
+async def _conversation(request: web.Request, app: AppConfig, *, reading: bool) -> Any:
+    """The conversation of the path; 404 when it does not exist, or (`reading`) when this
+    app may not read it: whether it exists is not told to apps that may not see it."""
+    cid = v.conversation_id(request.match_info["conversation_id"])
+    accounts, name, reads_all, primary = _access(request, app)
+    row = await request.app[POOL].fetchrow(
+        q("api_conversation"), cid, accounts, name, reads_all, primary
+    )
+    if row is None or (reading and not row["readable"]):
+        raise ApiError(404, "unknown_conversation", f"no conversation {cid}")
     return row
 
 
@@ -109,10 +142,13 @@ def _iso(value: Any) -> str | None:
 
 
 async def list_conversations(request: web.Request) -> web.Response:
-    _caller(request)
-    limit = min(int(request.query.get("limit", "50") or 50), 500)
+    app = _caller(request)
+    params = v.query(request, {"state": "", "account_id": "", "limit": ""})
+    limit, state = v.limit(params.get("limit")), v.state(params.get("state"))
+    account = params.get("account_id") or None
+    accounts, name, reads_all, primary = _access(request, app)
     rows = await request.app[POOL].fetch(
-        q("list_conversations"), request.query.get("state"), request.query.get("account_id"), limit
+        q("api_list_conversations"), state, account, limit, accounts, name, reads_all, primary
     )
     return web.json_response(
         {"conversations": [{**dict(r), "updated_at": r["updated_at"].isoformat()} for r in rows]}
@@ -120,8 +156,9 @@ async def list_conversations(request: web.Request) -> web.Response:
 
 
 async def get_conversation(request: web.Request) -> web.Response:
-    _caller(request)
-    row = await _conversation(request)
+    app = _caller(request)
+    v.query(request, {})
+    row = await _conversation(request, app, reading=True)
     messages = await request.app[POOL].fetch(q("transcript"), row["id"])
     transcript = []
     for m in messages:
@@ -142,44 +179,96 @@ async def get_conversation(request: web.Request) -> web.Response:
 
 
 async def post_action(request: web.Request) -> web.Response:
+    return await _post(request, None)
+
+
+def _verb_handler(verb: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        return await _post(request, verb)
+
+    handler.__name__ = f"post_{verb}"
+    return handler
+
+
+async def _post(request: web.Request, verb: str | None) -> web.Response:
     app = _caller(request)
-    row = await _conversation(request)
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ApiError(400, "bad_json", "the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_json", "the body must be a JSON object")
-    verb = request.match_info.get("verb")
+    v.query(request, {})
+    key = v.idempotency_key(request.headers.get("Idempotency-Key"))
+    row = await _conversation(request, app, reading=False)
+    body = await v.json_object(request)
     if verb == "messages":
+        for name in body:
+            if name not in ("text", "message"):
+                raise ApiError(400, "invalid_action", f"{name}: unknown field (text or message)")
         message = body.get("message") or ({"text": body["text"]} if "text" in body else None)
         body = {"type": "reply", "message": message}
     elif verb:
         body = {**body, "type": verb}
-    return await submit_action(request, app, row, body)
+    return await submit_action(request, app, row, body, key)
+
+
+def _reply_parts(action: dict[str, Any]) -> int:
+    message = action.get("message")
+    text = message.get("text") if isinstance(message, dict) else None
+    return len(split_text(text, SEND_API_TEXT_BYTES)) if isinstance(text, str) and text else 1
 
 
 async def submit_action(
-    request: web.Request, app: AppConfig, row: Any, action: dict[str, Any]
+    request: web.Request,
+    app: AppConfig,
+    row: Any,
+    action: dict[str, Any],
+    key: str | None = None,
 ) -> web.Response:
     try:
         parsed = action_from_json(action)
     except ActionError as exc:
         raise ApiError(400, "invalid_action", str(exc)) from None
-    request_id = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
+    normalised = parsed.to_json()
+    max_parts = request.app[CONFIG].service.max_reply_parts
+    if normalised.get("type") == "reply" and (parts := _reply_parts(normalised)) > max_parts:
+        raise ApiError(
+            422,
+            "reply_too_long",
+            f"the text needs {parts} messages of at most {SEND_API_TEXT_BYTES} bytes; "
+            f"at most {max_parts} are sent for one reply (service.max_reply_parts)",
+            parts=parts,
+            max_parts=max_parts,
+        )
+    request_id = key or uuid.uuid4().hex
+    # Scoped to the app and the conversation: the same key on another conversation is
+    # another request. The body's hash tells a retry from a reuse with another body.
+    request_hash = hashlib.sha256(
+        json.dumps(normalised, sort_keys=True, default=str).encode()
+    ).hexdigest()
     pool = request.app[POOL]
     event = action_row(
         row["account_id"],
         row["customer_id"],
-        f"action:api:{app.name}:{request_id}",
+        f"action:api:{app.name}:{row['id']}:{request_id}",
         app.name,
-        parsed.to_json(),
+        normalised,
         request.app[CLOCK].now(),
         request_id=request_id,
+        request_hash=request_hash,
     )
     async with pool.acquire() as conn, conn.transaction():
-        await store_rows(conn, [event], app.name)
-        event_id = await conn.fetchval(q("event_by_dedup"), event.account_id, event.dedup_key)
+        inserted = await store_rows(conn, [event], app.name)
+        if inserted:
+            event_id = inserted[0]["event_id"]
+        else:
+            earlier = await conn.fetchrow(q("api_action_by_key"), event.account_id, event.dedup_key)
+            if earlier is None:  # refused by the store (cannot happen for validated input)
+                raise ApiError(422, "invalid_action", "the action could not be stored")
+            if earlier["request_hash"] not in (None, request_hash):
+                raise ApiError(
+                    422,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was already used on this conversation with another "
+                    "body; use a new key for a new request",
+                    event_id=earlier["id"],
+                )
+            event_id = earlier["id"]
     request.app[RUNTIME].waker.poke()
     outcome = await _await_decision(pool, event_id)
     if outcome is None:
@@ -188,6 +277,7 @@ async def submit_action(
         )
     status, result, error = outcome["status"], outcome["result"] or {}, outcome["error"]
     if status == "failed":
+        log.error("action_failed", event_id=event_id)
         raise ApiError(500, "processing_failed", f"the action could not be processed: {error}")
     refusal = result.get("refusal")
     if refusal:
@@ -226,6 +316,7 @@ async def _await_decision(pool: Any, event_id: int) -> Any:
 
 async def dead_letters(request: web.Request) -> web.Response:
     app = _caller(request)
+    v.query(request, {})
     rows = await request.app[POOL].fetch(q("outbox_dead_list"), app.name, 200)
     return web.json_response(
         {
@@ -244,13 +335,15 @@ async def dead_letters(request: web.Request) -> web.Response:
     )
 
 
+VERBS = ("messages", "accept", "pass", "take", "release", "request", "extend")
 routes = [
+    web.get("/api/v1/openapi.json", openapi.serve),
     web.get("/api/v1/conversations", list_conversations),
     web.get("/api/v1/conversations/{conversation_id}", get_conversation),
     web.post("/api/v1/conversations/{conversation_id}/actions", post_action),
-    web.post(
-        "/api/v1/conversations/{conversation_id}/{verb:messages|pass|take|release|request|accept|extend}",
-        post_action,
+    *(
+        web.post(f"/api/v1/conversations/{{conversation_id}}/{verb}", _verb_handler(verb))
+        for verb in VERBS
     ),
     web.get("/api/v1/dead-letters", dead_letters),
 ]

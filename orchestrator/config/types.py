@@ -51,6 +51,8 @@ class AppConfig:
     standby: bool
     can_take: bool
     options: Mapping[str, Any]
+    # REST API reads: "own" = conversations it owns, owned or gets standby copies of; "all".
+    can_read: Literal["own", "all"] = "own"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,8 @@ class ServiceConfig:
     retry_budget: timedelta = timedelta(minutes=15)
     # Processed events and done outbox rows are deleted after this age.
     retention: timedelta = timedelta(days=3)
+    # A reply whose text needs more Send API messages than this is refused (422).
+    max_reply_parts: int = 5
     simulator_port: int = 8081
     data_dir: str = ".pgdata"
     # A client must send its request headers within `header_timeout` and its body within

@@ -46,6 +46,7 @@ SERVICE_KEYS = (
     "retention",
     "max_body_bytes",
     "outbox_max_attempts",
+    "max_reply_parts",
     "simulator_port",
     "data_dir",
     "header_timeout",
@@ -66,6 +67,7 @@ APP_KEYS = (
     "signing_secret",
     "standby",
     "can_take",
+    "can_read",
     "options",
 )
 HANDOVER_KEYS = (
@@ -335,6 +337,7 @@ def _service(r: _Reader, t: Mapping[str, Any], mode: str) -> ServiceConfig:
         outbox_max_attempts=r.number(
             t, p, "outbox_max_attempts", d.outbox_max_attempts, low=1, high=100
         ),
+        max_reply_parts=r.number(t, p, "max_reply_parts", d.max_reply_parts, low=1, high=50),
         simulator_port=simulator_port,
         data_dir=data_dir,
         header_timeout=_duration(
@@ -448,6 +451,10 @@ def _apps(r: _Reader, raw: Any) -> tuple[AppConfig, ...]:
         if url is not None:
             url = r.url(f"{p}.url", url, https=not r.sandbox, what="http(s) URL")
         options = r.get(t, p, "options", dict, {})
+        can_read = r.get(t, p, "can_read", str, "own")
+        if can_read not in ("own", "all"):
+            r.fail(f"{p}.can_read", f"must be 'own' or 'all', got {can_read!r}")
+            can_read = "own"
         out.append(
             AppConfig(
                 name=name,
@@ -464,6 +471,7 @@ def _apps(r: _Reader, raw: Any) -> tuple[AppConfig, ...]:
                 standby=r.get(t, p, "standby", bool, False),
                 can_take=r.get(t, p, "can_take", bool, role == "primary"),
                 options=options,
+                can_read=can_read,
             )
         )
     primaries = [i for i, a in enumerate(out) if a.role == "primary"]

@@ -15,7 +15,12 @@ import asyncpg
 import structlog
 
 log = structlog.get_logger(__name__)
-STORE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+STORE_ERRORS = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+)
 
 
 async def run_until_stopped(

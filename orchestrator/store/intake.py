@@ -1,12 +1,16 @@
-"""Durable intake: every item of one webhook POST committed in one transaction, deduplicated.
+"""Durable intake: every item of one webhook POST stored in one database call, deduplicated,
+each item isolated so content PostgreSQL refuses never blocks its batch-mates.
 
-One database call however many items (`orchestrator_intake`, migrations/0001): create missing
+One call however many items (`orchestrator_intake`, migrations/0001 and 0003): create missing
 conversations, insert the events (ON CONFLICT on the dedup key does the dedup), erase unsent
-content, NOTIFY. The NOTIFY wakes workers at commit; it is only a hint (workers poll too).
+content. Ids and keys longer than the unique indexes can hold are hashed (`bounded`), and a
+POST whose stored form differs from its bytes also keeps the bytes (raw_deliveries).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,10 +18,30 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import structlog
 
 from orchestrator.errors import StoreUnavailable
 from orchestrator.ingress.events import Event
+from orchestrator.store.outage import describe, is_outage
 from orchestrator.store.queries import q
+
+log = structlog.get_logger(__name__)
+
+# PostgreSQL's btree refuses index rows over ~2704 bytes; the unique keys (account_id,
+# dedup_key) and (account_id, customer_id) hold two values each, so each is bounded well
+# below half of that. Real Meta ids and mids are under 200 bytes.
+MAX_KEY_BYTES = 1000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def bounded(value: str | None) -> str | None:
+    """`value`, or `sha256:<hex>` of it when it is too long for a unique index."""
+    if value is None:
+        return None
+    raw = value.encode("utf-8", "surrogatepass")
+    if len(raw) <= MAX_KEY_BYTES:
+        return value
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +49,8 @@ class IntakeResult:
     stored: int
     duplicates: int
     kinds: dict[str, int]
+    quarantined: int = 0  # items kept in raw_deliveries because PostgreSQL refused them
+    raw_only: bool = False  # the items could not be stored; the exact bytes were
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +75,34 @@ class Row:
             # the owner's complete copy is never dropped as their duplicate. Processing lets
             # the owner's copy decide (see processing.py).
             dedup_key += ":standby"
+        try:
+            occurred_at = datetime.fromtimestamp(event.timestamp_ms / 1000, UTC)
+        except (OverflowError, ValueError, OSError):  # the parser bounds it; belt and braces
+            occurred_at = _EPOCH
         return cls(
-            account_id=event.account_id,
-            customer_id=event.customer_id,
-            dedup_key=dedup_key,
+            account_id=bounded(event.account_id) or "",
+            customer_id=bounded(event.customer_id),
+            dedup_key=bounded(dedup_key) or "",
             kind=str(event.kind),
             source=event.source,
-            mid=mid or None,
-            occurred_at=datetime.fromtimestamp(event.timestamp_ms / 1000, UTC),
+            mid=bounded(mid or None),
+            occurred_at=occurred_at,
             payload=event.raw,
         )
+
+    def changes_from(self, event: Event) -> list[str]:
+        """What this row stores differently from `event` (for the intake flag)."""
+        out = []
+        for name, mine, theirs in (
+            ("account_id", self.account_id, event.account_id),
+            ("customer_id", self.customer_id, event.customer_id),
+            ("mid", self.mid, getattr(event, "mid", None) or None),
+        ):
+            if mine != theirs:
+                out.append(f"{name} over {MAX_KEY_BYTES} bytes stored hashed")
+        if self.dedup_key.startswith("sha256:") and not event.dedup_key.startswith("sha256:"):
+            out.append(f"dedup key over {MAX_KEY_BYTES} bytes stored hashed")
+        return out
 
 
 def action_row(
@@ -106,27 +150,117 @@ async def store_rows(
     )
 
 
-async def store_webhook(
-    pool: asyncpg.Pool, app: str, events: Sequence[Event], raw_problem: tuple[str, str] | None
-) -> IntakeResult:
-    """Commit every event of one POST (and the raw body when flagged) or raise StoreUnavailable."""
-    rows = [Row.from_event(e) for e in events]
+def _payload_text(payload: Mapping[str, Any]) -> str | None:
     try:
-        for attempt in (1, 2, 3):
-            try:
-                async with pool.acquire() as conn:
-                    inserted = await store_rows(conn, rows, app, raw_problem)
-                break
-            except asyncpg.DeadlockDetectedError:
-                # Two POSTs with the same events in different orders (redelivery, batches)
-                # can cross on the unique index; PostgreSQL aborts one, which is safe to
-                # repeat at once. Items keep their arrival order, which processing uses for
-                # events of the same millisecond.
-                if attempt == 3:
-                    raise
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise StoreUnavailable(f"could not store the webhook: {type(exc).__name__}: {exc}") from exc
+        return json.dumps(payload, ensure_ascii=False, allow_nan=False)
+    except (ValueError, TypeError, RecursionError):
+        return None
+
+
+async def store_webhook(
+    pool: asyncpg.Pool,
+    app: str,
+    body: bytes,
+    events: Sequence[Event],
+    problems: Sequence[str] = (),
+) -> IntakeResult:
+    """Store every event of one POST in one call; its exact bytes too when anything about it
+    is flagged (`problems` from decoding and parsing, or keys this function had to hash).
+
+    Raises StoreUnavailable only when the database is unavailable; content never does: an
+    item PostgreSQL refuses is kept in raw_deliveries, and if the items cannot be stored for
+    any other reason the exact bytes are.
+    """
+    rows: list[Row] = []
+    flags: list[str | None] = []
+    payloads: list[str] = []
+    notes = list(problems)
+    for i, event in enumerate(events):
+        row = Row.from_event(event)
+        changes = row.changes_from(event)
+        text = _payload_text(row.payload)
+        if text is None:
+            changes.append("payload not serialisable as JSON; kept in raw_deliveries")
+            text = json.dumps({"unserialisable": True})
+        rows.append(row)
+        payloads.append(text)
+        flags.append("; ".join(changes) or None)
+        notes.extend(f"item {i + 1}: {c}" for c in changes)
+    raw = body if notes else None
+    problem = "; ".join(notes)[:4000] if notes else None
+    try:
+        records = await _call(pool, app, rows, payloads, flags, raw, problem)
+    except Exception as exc:
+        if is_outage(exc):
+            raise StoreUnavailable(f"could not store the webhook: {describe(exc)}") from exc
+        log.error("webhook_items_refused", reason=describe(exc), items=len(rows))
+        why = f"items refused: {describe(exc)}"
+        return await _store_raw_only(pool, app, body, "; ".join([*notes, why])[:4000])
     kinds: dict[str, int] = {}
-    for rec in inserted:
+    stored = quarantined = 0
+    for rec in records:
+        if rec["event_id"] is None:
+            quarantined += 1
+            continue
+        stored += 1
         kinds[rec["event_kind"]] = kinds.get(rec["event_kind"], 0) + 1
-    return IntakeResult(stored=len(inserted), duplicates=len(rows) - len(inserted), kinds=kinds)
+    return IntakeResult(
+        stored=stored,
+        duplicates=len(rows) - stored - quarantined,
+        kinds=kinds,
+        quarantined=quarantined,
+    )
+
+
+async def store_raw(pool: asyncpg.Pool, app: str, body: bytes, problem: str) -> IntakeResult:
+    """Keep a POST whose bytes are not JSON at all: exact bytes, flagged, nothing parsed."""
+    return await _store_raw_only(pool, app, body, problem)
+
+
+async def _call(
+    pool: asyncpg.Pool,
+    app: str,
+    rows: Sequence[Row],
+    payloads: Sequence[str],
+    flags: Sequence[str | None],
+    raw: bytes | None,
+    problem: str | None,
+) -> list[asyncpg.Record]:
+    for attempt in (1, 2, 3):
+        try:
+            async with pool.acquire() as conn:
+                return list(
+                    await conn.fetch(
+                        q("intake_items"),
+                        app,
+                        [r.account_id for r in rows],
+                        [r.customer_id for r in rows],
+                        [r.dedup_key for r in rows],
+                        [r.kind for r in rows],
+                        [r.source for r in rows],
+                        [r.mid for r in rows],
+                        [r.occurred_at for r in rows],
+                        list(payloads),
+                        list(flags),
+                        raw,
+                        problem,
+                    )
+                )
+        except asyncpg.DeadlockDetectedError:
+            # Two POSTs with the same events in different orders (redelivery, batches) can
+            # cross on the unique index; PostgreSQL aborts one, which is safe to repeat at
+            # once. Items keep their arrival order, which processing uses for events of the
+            # same millisecond.
+            if attempt == 3:
+                raise
+            await asyncio.sleep(0)
+    raise AssertionError("unreachable")
+
+
+async def _store_raw_only(pool: asyncpg.Pool, app: str, body: bytes, problem: str) -> IntakeResult:
+    try:
+        async with pool.acquire() as conn:
+            await conn.fetchval(q("intake_raw_only"), app, body, problem)
+    except Exception as exc:
+        raise StoreUnavailable(f"could not store the webhook: {describe(exc)}") from exc
+    return IntakeResult(stored=0, duplicates=0, kinds={}, raw_only=True)

@@ -120,6 +120,7 @@ def config_toml(graph_url: str, *, standby: bool = True) -> str:
 mode = "live"
 host = "127.0.0.1"
 port = 8080                 # PORT overrides, per process
+public_url = "https://bench.example.test"   # live mode requires an https public URL
 facebook_graph_url = "{graph_url}"
 instagram_graph_url = "{graph_url}"
 

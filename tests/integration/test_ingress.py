@@ -116,11 +116,19 @@ async def test_oversize_body_is_413(client: TestClient, db_url: str) -> None:
     assert await count(db_url, "SELECT count(*) FROM events") == 0
 
 
-async def test_invalid_json_is_400_with_reason(client: TestClient) -> None:
+async def test_signed_invalid_json_is_kept_raw_and_acknowledged(
+    client: TestClient, db_url: str
+) -> None:
+    # Signed bytes are what Meta sent (a truncated body fails the signature): a 400 would make
+    # Meta retry the same bytes for an hour and then unsubscribe the app (issue 10).
     body, headers = signed(b'{"object": "instagram", "entry": [')
     resp = await client.post("/webhooks/bot", data=body, headers=headers)
-    assert resp.status == 400
-    assert "JSON" in (await resp.json())["error"]["message"]
+    assert resp.status == 200
+    answer = await resp.json()
+    assert answer["raw_only"] is True and "JSON" in answer["problems"][0]
+    assert (
+        await count(db_url, "SELECT count(*) FROM raw_deliveries WHERE body_bytes = $1", body) == 1
+    )
 
 
 async def test_unexpected_shape_is_acknowledged_and_kept_raw(
