@@ -98,7 +98,9 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object: at most MAX_BODY_BYTES, MAX_DEPTH levels, storable text."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise ApiError(413, "too_large", f"the body may have at most {MAX_BODY_BYTES} bytes")
-    raw = await request.content.read(MAX_BODY_BYTES + 1)
+    # request.read(): the body deadline middleware (ops/deadlines.py) may have read the body
+    # already; aiohttp keeps it, and the stream would now be empty.
+    raw = await request.read()
     if len(raw) > MAX_BODY_BYTES:
         raise ApiError(413, "too_large", f"the body may have at most {MAX_BODY_BYTES} bytes")
     if not raw.strip():
