@@ -356,3 +356,24 @@ async def test_transient_failures_are_retried_with_jitter_within_a_time_budget(
     assert 0 < delay < 2 and delay != 1.0  # the first backoff, spread by jitter
     assert rows["zwei"]["status"] == "dead"
     assert "retry budget of 900s spent" in rows["zwei"]["last_error"]
+
+
+async def test_a_graph_timeout_is_retried_the_second_documented_duplicate_window(
+    runtime: Runtime,
+) -> None:
+    """Meta not answering in time may still have sent the message; the row is retried like
+    any transient failure (README "Guarantees", window 2), so the customer may get it twice,
+    and the retry is logged with the reason."""
+    await add_rows(runtime.pool, [send("eins")])
+    with MetaMock() as meta:
+        meta.post(SEND, exception=TimeoutError())
+        meta.post(SEND, payload={"recipient_id": CUSTOMER, "message_id": "m1"})
+        d = Dispatcher(runtime)
+        assert await d.run_once() == 1
+        row = await runtime.pool.fetchrow("SELECT status, last_error FROM outbox")
+        assert row["status"] == "pending" and "unreachable" in row["last_error"].lower()
+        runtime.clock.advance(5)  # type: ignore[attr-defined]
+        assert await d.run_once() == 1
+        calls = [c for cs in meta.requests.values() for c in cs]
+    assert len(calls) == 2
+    assert await statuses(runtime.pool) == [("done", 2)]
