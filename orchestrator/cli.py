@@ -1,5 +1,5 @@
 """`orchestrator` command line: serve, migrate, check-config, diagram, scenarios, sandbox,
-dead-letters."""
+dead-letters, agents."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 import structlog
 
+from apps.inbox import cli as inbox_cli
 from orchestrator.config import Config, load_config
 from orchestrator.errors import ConfigError, OrchestratorError
 
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     dead_sub.add_parser("list")
     replay = dead_sub.add_parser("replay")
     replay.add_argument("ids", nargs="+", type=int)
+    inbox_cli.register(sub)  # `agents add|list|disable` (the built-in inbox)
     args = parser.parse_args(argv)
 
     from orchestrator.ops import logs
@@ -87,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_subscribe(config, check_only=args.check))
         if args.command == "dead-letters":
             return asyncio.run(_dead_letters(config, args))
+        if args.command == "agents":
+            return asyncio.run(inbox_cli.run(config, args))
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -8,7 +8,6 @@ Errors: bad key 401, unknown conversation 404, not the owner 409, window closed 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,15 +15,14 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from orchestrator.api import submit
 from orchestrator.config import AppConfig
 from orchestrator.errors import StoreUnavailable
-from orchestrator.store.intake import action_row, store_rows
 from orchestrator.store.queries import q
 from orchestrator.typedefs import CLOCK, CONFIG, POOL, RUNTIME
-from state_machines import ActionError, ConversationView, action_from_json, window_deadlines
+from state_machines import ActionError, ConversationView, window_deadlines
 
 log = structlog.get_logger(__name__)
-WAIT_FOR_DECISION_S = 10.0
 _STATUS_BY_REFUSAL = {
     "not_owner": 409,
     "not_allowed": 409,
@@ -162,34 +160,31 @@ async def post_action(request: web.Request) -> web.Response:
 async def submit_action(
     request: web.Request, app: AppConfig, row: Any, action: dict[str, Any]
 ) -> web.Response:
+    request_id = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
     try:
-        parsed = action_from_json(action)
+        outcome = await submit.submit_action(
+            request.app[POOL],
+            request.app[RUNTIME].waker,
+            request.app[CLOCK],
+            app=app.name,
+            account_id=row["account_id"],
+            customer_id=row["customer_id"],
+            action=action,
+            request_id=request_id,
+            origin="api",
+        )
     except ActionError as exc:
         raise ApiError(400, "invalid_action", str(exc)) from None
-    request_id = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
-    pool = request.app[POOL]
-    event = action_row(
-        row["account_id"],
-        row["customer_id"],
-        f"action:api:{app.name}:{request_id}",
-        app.name,
-        parsed.to_json(),
-        request.app[CLOCK].now(),
-        request_id=request_id,
-    )
-    async with pool.acquire() as conn, conn.transaction():
-        await store_rows(conn, [event], app.name)
-        event_id = await conn.fetchval(q("event_by_dedup"), event.account_id, event.dedup_key)
-    request.app[RUNTIME].waker.poke()
-    outcome = await _await_decision(pool, event_id)
-    if outcome is None:
+    event_id, result = outcome.event_id, outcome.result
+    if outcome.status == "queued":
         return web.json_response(
             {"status": "queued", "event_id": event_id, "conversation_id": row["id"]}, status=202
         )
-    status, result, error = outcome["status"], outcome["result"] or {}, outcome["error"]
-    if status == "failed":
-        raise ApiError(500, "processing_failed", f"the action could not be processed: {error}")
-    refusal = result.get("refusal")
+    if outcome.status == "failed":
+        raise ApiError(
+            500, "processing_failed", f"the action could not be processed: {outcome.error}"
+        )
+    refusal = outcome.refusal
     if refusal:
         raise ApiError(
             _STATUS_BY_REFUSAL.get(refusal["code"], 409),
@@ -208,20 +203,6 @@ async def submit_action(
             "effects": result.get("effects", []),
         }
     )
-
-
-async def _await_decision(pool: Any, event_id: int) -> Any:
-    """Wait until the worker has decided on `event_id`; None on timeout (answer 202)."""
-    deadline = asyncio.get_running_loop().time() + WAIT_FOR_DECISION_S
-    delay = 0.005
-    while True:
-        outcome = await pool.fetchrow(q("event_outcome"), event_id)
-        if outcome is not None and outcome["status"] != "pending":
-            return outcome
-        if asyncio.get_running_loop().time() >= deadline:
-            return None
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.1)
 
 
 async def dead_letters(request: web.Request) -> web.Response:
