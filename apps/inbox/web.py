@@ -35,6 +35,8 @@ BASE = "/inbox"
 HUB = web.AppKey("inbox_hub", Hub)
 APP_CONFIG = web.AppKey("inbox_app_config", AppConfig)
 TEMPLATES = web.AppKey("inbox_templates", jinja2.Environment)
+LANG = web.RequestKey("inbox_lang", str)
+SESSION = web.RequestKey("inbox_session", auth.Session)
 PUBLIC = ("/inbox/login", "/inbox/static/")
 STREAM_PING_S = 15.0
 DEMO_LOGIN = "demo"
@@ -133,7 +135,7 @@ async def _security(request: web.Request, handler: Handler) -> web.StreamRespons
 
 @web.middleware
 async def _session(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request["lang"] = pick_language(
+    request[LANG] = pick_language(
         request.query.get("lang") or request.cookies.get("inbox_lang"),
         request.headers.get("Accept-Language"),
     )
@@ -151,14 +153,14 @@ async def _session(request: web.Request, handler: Handler) -> web.StreamResponse
             form = await request.post()
             if not auth.same_token(session.csrf_token, _field(form, "csrf")):
                 return _render(request, "error.html", {"message": _t(request)("csrf")}, 403)
-        request["session"] = session
+        request[SESSION] = session
         if session.agent.locale in LANGUAGES and "lang" not in request.query:
-            request["lang"] = session.agent.locale
+            request[LANG] = session.agent.locale
         response = await handler(request)
     if request.query.get("lang") in LANGUAGES and not response.prepared:
         response.set_cookie(
             "inbox_lang",
-            request["lang"],
+            request[LANG],
             path=BASE,
             samesite="Strict",
             httponly=True,
@@ -171,7 +173,7 @@ async def _session(request: web.Request, handler: Handler) -> web.StreamResponse
 
 
 def _t(request: web.Request) -> Callable[..., str]:
-    lang = request.get("lang", "en")
+    lang = request.get(LANG, "en")
 
     def t(key: str, **values: object) -> str:
         return translate(lang, key, **values)
@@ -192,11 +194,11 @@ def _render(
     request: web.Request, name: str, context: dict[str, Any], status: int = 200
 ) -> web.Response:
     env = request.app[TEMPLATES]
-    session = request.get("session")
+    session = request.get(SESSION)
     base = {
         "t": _t(request),
-        "lang": request.get("lang", "en"),
-        "other_lang": "de" if request.get("lang") == "en" else "en",
+        "lang": request.get(LANG, "en"),
+        "other_lang": "de" if request.get(LANG) == "en" else "en",
         "base": BASE,
         "agent": session.agent if session else None,
         "csrf": session.csrf_token if session else "",
@@ -309,7 +311,7 @@ def _like(text: str) -> str | None:
 
 
 async def queue_page(request: web.Request) -> web.Response:
-    session: auth.Session = request["session"]
+    session: auth.Session = request[SESSION]
     config = request.config_dict[CONFIG]
     policy = request.config_dict[RUNTIME].policy
     f = {
@@ -353,7 +355,7 @@ async def _conversation(request: web.Request) -> Any:
 
 
 async def _conversation_context(request: web.Request, conv: Any) -> dict[str, Any]:
-    session: auth.Session = request["session"]
+    session: auth.Session = request[SESSION]
     agent = session.agent
     pool = request.config_dict[POOL]
     policy = request.config_dict[RUNTIME].policy
@@ -437,7 +439,7 @@ async def conversation_page(
 
 
 async def conversation_action(request: web.Request) -> web.Response:
-    session: auth.Session = request["session"]
+    session: auth.Session = request[SESSION]
     agent = session.agent
     conv = await _conversation(request)
     form = await request.post()
@@ -526,7 +528,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 async def audit_page(request: web.Request) -> web.Response:
-    session: auth.Session = request["session"]
+    session: auth.Session = request[SESSION]
     if not session.agent.is_admin:
         return _render(request, "error.html", {"message": _t(request)("admins_only")}, 403)
     agent = request.query.get("agent", "")[:100] or None
