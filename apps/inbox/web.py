@@ -146,7 +146,7 @@ async def _session(request: web.Request, handler: Handler) -> web.StreamResponse
             request.config_dict[POOL], request.cookies.get(auth.SESSION_COOKIE)
         )
         if session is None:
-            if request.method == "GET" and request.path != f"{BASE}/events":
+            if request.method in ("GET", "HEAD") and request.path != f"{BASE}/events":
                 raise web.HTTPSeeOther(f"{BASE}/login?" + urlencode({"next": request.path_qs}))
             raise web.HTTPUnauthorized(text="sign in first: /inbox/login")
         if request.method == "POST":

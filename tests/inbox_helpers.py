@@ -65,6 +65,6 @@ class AgentClient:
         async with self.http.post(
             f"{self.base}/inbox/c/{conversation_id}/{verb}", data=data, allow_redirects=False
         ) as resp:
-            body = await resp.text()
-            location = resp.headers.get("Location", "")
-            return resp.status, body or location
+            if 300 <= resp.status < 400:
+                return resp.status, resp.headers.get("Location", "")
+            return resp.status, await resp.text()
