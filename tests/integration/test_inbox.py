@@ -267,7 +267,7 @@ async def test_admin_takes_over_and_transfers_to_another_agent(
     assert (await agents["anna"].act(conv, "accept"))[0] == 303
     # Ben is no admin: he may not take it away from Anna.
     status, html = await agents["ben"].act(conv, "transfer", target="agent:ben")
-    assert status == 409
+    assert status == 409 and flash(html) == "Anna has already taken this conversation."
     status, _ = await agents["anna"].act(conv, "transfer", target="agent:ben")
     assert status == 303
     holder = await sb.pool.fetchval("SELECT agent_id FROM inbox_assignments")
