@@ -85,6 +85,7 @@ async def _audit(
         outcome,
         dict(detail or {}),
         event_id,
+        s.clock.now(),
     )
 
 

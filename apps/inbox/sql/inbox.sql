@@ -149,7 +149,9 @@ RETURNING agent_id;
 DELETE FROM inbox_assignments WHERE conversation_id = $1 AND agent_id = $2;
 
 -- name: note_insert
-INSERT INTO inbox_notes (conversation_id, agent_id, text) VALUES ($1, $2, $3) RETURNING id;
+-- Times come from the service's clock (the sandbox's may be simulated), like the transcript's.
+INSERT INTO inbox_notes (conversation_id, agent_id, text, created_at) VALUES ($1, $2, $3, $4)
+RETURNING id;
 
 -- name: notes
 SELECT n.id, n.text, n.created_at, ag.display_name AS agent_name
@@ -157,8 +159,8 @@ FROM inbox_notes n JOIN inbox_agents ag ON ag.id = n.agent_id
 WHERE n.conversation_id = $1 ORDER BY n.id;
 
 -- name: audit_insert
-INSERT INTO inbox_audit (conversation_id, agent_id, action, outcome, detail, event_id)
-VALUES ($1, $2, $3, $4, $5, $6);
+INSERT INTO inbox_audit (conversation_id, agent_id, action, outcome, detail, event_id, at)
+VALUES ($1, $2, $3, $4, $5, $6, $7);
 
 -- name: audit_for_conversation
 SELECT au.action, au.outcome, au.detail, au.at, ag.display_name AS agent_name
