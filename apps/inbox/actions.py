@@ -279,6 +279,9 @@ async def add_note(s: Services, conv: Mapping[str, Any], agent: Agent, text: str
     if len(text) > 5000:
         return Result(False, "invalid", {"message": "at most 5000 characters"}, 400)
     async with s.pool.acquire() as conn, conn.transaction():
-        await conn.execute(q("note_insert"), conv["id"], agent.id, text)
-        await conn.execute(q("audit_insert"), conv["id"], agent.id, "note", "accepted", {}, None)
+        now = s.clock.now()
+        await conn.execute(q("note_insert"), conv["id"], agent.id, text, now)
+        await conn.execute(
+            q("audit_insert"), conv["id"], agent.id, "note", "accepted", {}, None, now
+        )
     return Result(True, "done_note")

@@ -31,15 +31,16 @@ async def add_agent(
     password: str,
     *,
     display_name: str | None = None,
-    role: Role = "agent",
+    role: Role | None = None,
     reset: bool = False,
 ) -> int:
-    """Create an agent; with `reset`, an existing one gets the new password and role and is
-    enabled again. Raises AgentError with a readable reason."""
+    """Create an agent (role `agent` unless given); with `reset`, an existing one gets the new
+    password (and the role, when given) and is enabled again. Raises AgentError with a
+    readable reason."""
     login = login.strip().lower()
     if not LOGIN.match(login):
         raise AgentError(f"login {login!r}: use 1-63 lowercase letters, digits, '.', '_' or '-'")
-    if role not in ("agent", "admin"):
+    if role not in (None, "agent", "admin"):
         raise AgentError(f"role {role!r}: use 'agent' or 'admin'")
     try:
         hashed = await asyncio.to_thread(hash_password, password)
@@ -51,7 +52,9 @@ async def add_agent(
             return int(agent_id)
     try:
         return int(
-            await conn.fetchval(q("agent_insert"), login, display_name or login, role, hashed)
+            await conn.fetchval(
+                q("agent_insert"), login, display_name or login, role or "agent", hashed
+            )
         )
     except asyncpg.UniqueViolationError:
         raise AgentError(f"agent {login!r} exists (use --reset to set a new password)") from None

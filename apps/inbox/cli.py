@@ -15,7 +15,7 @@ def register(sub: Any) -> None:
     add = agents_sub.add_parser("add", help="create an agent (prints a generated password)")
     add.add_argument("login")
     add.add_argument("--name", help="the name customers' transcripts show (default: login)")
-    add.add_argument("--role", choices=["agent", "admin"], default="agent")
+    add.add_argument("--role", choices=["agent", "admin"], help="default: agent")
     add.add_argument(
         "--password-stdin",
         action="store_true",
@@ -60,7 +60,8 @@ async def run(config: Any, args: argparse.Namespace) -> int:
                     role=args.role,
                     reset=args.reset,
                 )
-                print(f"agent {args.login.lower()} ({args.role}) saved")
+                role = args.role or ("role kept" if args.reset else "agent")
+                print(f"agent {args.login.lower()} ({role}) saved")
                 if generated:
                     print(f"password: {password}")
                 return 0

@@ -10,8 +10,10 @@ VALUES ($1, $2, $3, $4)
 RETURNING id;
 
 -- name: agent_set_password
--- Also re-enables a disabled agent (sandbox demo agent, `agents add --reset`).
-UPDATE inbox_agents SET password_hash = $2, role = $3, disabled_at = NULL WHERE login = $1
+-- Also re-enables a disabled agent (sandbox demo agent, `agents add --reset`); a NULL role
+-- keeps the agent's role.
+UPDATE inbox_agents SET password_hash = $2, role = coalesce($3, role), disabled_at = NULL
+WHERE login = $1
 RETURNING id;
 
 -- name: agent_list
