@@ -20,7 +20,14 @@ import aiohttp
 
 from orchestrator.sandbox.runner import Sandbox
 from tests.conftest import wait_for
-from tests.e2e.test_sandbox_phone import CHROMIUM_ARGS, DISCLOSURE, ESCALATE, chromium  # noqa: F401
+from tests.e2e.test_sandbox_phone import (  # noqa: F401 (fixtures)
+    CHROMIUM_ARGS,
+    DISCLOSURE,
+    ESCALATE,
+    Service,
+    chromium,
+    services,
+)
 from tests.inbox_helpers import PASSWORD, make_agent, shipped_config
 
 UI_TIMEOUT_MS = 20_000
@@ -177,3 +184,32 @@ async def test_inbox_flow_in_a_real_browser(
 
 async def _none(items: list[str]) -> bool:
     return not items
+
+
+async def test_make_run_prints_the_demo_agent_who_can_sign_in(
+    db_url: str, tmp_path: Path, services: list[Service]
+) -> None:
+    """`orchestrator serve` with the shipped config, as `make run` starts it: the inbox is
+    on, the demo agent's sign-in is printed, and Ctrl-C stops cleanly with a stream open."""
+    service = Service(tmp_path, database_url=db_url, data_dir=None)
+    services.append(service)
+    await service.start()
+    match = re.search(r"INBOX: (\S+) sign in as (\S+) / (\S+) ", service.log())
+    assert match, service.log()
+    url, login, password = match.groups()
+    assert url == f"{service.url}/inbox/"
+    base = service.url
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(f"{base}/inbox/login") as resp:
+            token = re.search(r'name="csrf" value="([^"]+)"', await resp.text())
+        assert token
+        async with http.post(
+            f"{base}/inbox/login",
+            data={"csrf": token.group(1), "login": login, "password": password},
+        ) as resp:
+            assert resp.status == 200 and 'data-testid="queue"' in await resp.text()
+        async with http.get(f"{base}/inbox/events") as stream:
+            assert stream.status == 200
+            await stream.content.readline()
+            code = await service.stop()  # with the stream still open
+    service.assert_clean_shutdown(code, embedded=False)

@@ -492,3 +492,24 @@ async def test_nobody_watching_means_no_notify(sb: Sandbox) -> None:
 
 async def _truthy(value: list[Any]) -> bool:
     return bool(value)
+
+
+async def test_assignment_ends_when_the_conversation_leaves_the_inbox(
+    sb: Sandbox, agents: dict[str, AgentClient]
+) -> None:
+    conv = await escalated(sb)
+    assert (await agents["anna"].act(conv, "accept"))[0] == 303
+    # Released outside the inbox (a script with the app's API key): nobody holds it any more.
+    status, body = await sb.api(
+        "POST", f"/api/v1/conversations/{conv}/release", "support", {"metadata": "script"}
+    )
+    assert status == 200, body
+    assert await sb.pool.fetchval("SELECT count(*) FROM inbox_assignments") == 0
+    # Escalated again, accepted, then the agent stays silent: the human-idle timeout gives it
+    # back to the bot, and the assignment ends with it.
+    await say(sb, ESCALATE)
+    assert (await agents["ben"].act(conv, "accept"))[0] == 303
+    assert await sb.pool.fetchval("SELECT count(*) FROM inbox_assignments") == 1
+    await sb.advance(5 * 3600)
+    assert (await sb.conversation(CUSTOMER))["state"] == "bot"
+    assert await sb.pool.fetchval("SELECT count(*) FROM inbox_assignments") == 0
