@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench diagram readme check-config scenarios clean
+.PHONY: run test lint bench diagram readme screenshots check-config scenarios clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -34,6 +34,9 @@ diagram: $(STAMP)
 
 readme: $(STAMP)
 	$(BIN)/python -m orchestrator.ops.readme
+
+screenshots: $(STAMP)
+	INBOX_SCREENSHOT_DIR=docs/img $(BIN)/pytest -q tests/e2e/test_inbox_browser.py -k flow
 
 check-config: $(STAMP)
 	$(BIN)/orchestrator check-config
