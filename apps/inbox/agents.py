@@ -22,7 +22,7 @@ class AgentError(ValueError):
 
 
 def generate_password() -> str:
-    return secrets.token_urlsafe(12)
+    return secrets.token_urlsafe(12)  # 16 characters, 96 random bits
 
 
 async def add_agent(
@@ -33,6 +33,7 @@ async def add_agent(
     display_name: str | None = None,
     role: Role | None = None,
     reset: bool = False,
+    generated: bool = False,
 ) -> int:
     """Create an agent (role `agent` unless given); with `reset`, an existing one gets the new
     password (and the role, when given) and is enabled again. Raises AgentError with a
@@ -43,7 +44,7 @@ async def add_agent(
     if role not in (None, "agent", "admin"):
         raise AgentError(f"role {role!r}: use 'agent' or 'admin'")
     try:
-        hashed = await asyncio.to_thread(hash_password, password)
+        hashed = await asyncio.to_thread(hash_password, password, generated=generated)
     except ValueError as exc:
         raise AgentError(str(exc)) from None
     if reset:

@@ -59,6 +59,7 @@ async def run(config: Any, args: argparse.Namespace) -> int:
                     display_name=args.name,
                     role=args.role,
                     reset=args.reset,
+                    generated=generated,
                 )
                 role = args.role or ("role kept" if args.reset else "agent")
                 print(f"agent {args.login.lower()} ({role}) saved")

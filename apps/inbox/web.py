@@ -101,6 +101,7 @@ def _demo_agent(config: Config, service: web.Application) -> Callable[[web.Appli
             display_name="Demo Agent",
             role="admin",
             reset=True,
+            generated=True,
         )
         s = config.service
         log.info(
@@ -401,7 +402,9 @@ async def _conversation_context(request: web.Request, conv: Any) -> dict[str, An
         "reply_reason": reason,
         "can_accept": state == "pending_human" and ours and conv["agent_id"] is None,
         "can_claim": held_by_us and conv["agent_id"] is None,
-        "can_take": state == "bot" or (state == "human" and not ours),
+        # Taking control needs `can_take` (Meta's Page setting too); otherwise no button.
+        "can_take": (state == "bot" or (state == "human" and not ours))
+        and policy.app(me.name).may_take,
         "can_take_over": held_by_us
         and conv["agent_id"] is not None
         and not mine

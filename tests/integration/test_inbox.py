@@ -281,19 +281,45 @@ async def test_admin_takes_over_and_transfers_to_another_agent(
     assert "Ben hier." in await received(sb)
 
 
-async def test_take_from_the_bot(sb: Sandbox, agents: dict[str, AgentClient]) -> None:
+async def test_no_take_from_the_bot_unless_the_app_may_take(
+    sb: Sandbox, agents: dict[str, AgentClient]
+) -> None:
+    # The shipped config's support app may not take: no button, and posting anyway is
+    # refused by the core.
     await say(sb, "Hallo")
     conv = int((await sb.conversation(CUSTOMER))["id"])
     _, html = await agents["anna"].get("/inbox/")
     assert 'data-testid="bot-owned"' in html
-    status, where = await agents["anna"].act(conv, "take")
-    assert status == 303, where
-    await sb.settle()
-    row = await sb.conversation(CUSTOMER)
-    assert row["state"] == "human" and row["owner_app"] == "support"
-    assert (await agents["anna"].act(conv, "reply", text="Ich übernehme."))[0] == 303
-    await sb.settle()
-    assert (await received(sb))[-1] == "Ich übernehme."
+    _, html = await agents["anna"].get(f"/inbox/c/{conv}")
+    assert 'data-testid="take"' not in html
+    status, html = await agents["anna"].act(conv, "take")
+    assert status == 409 and "not_allowed" in flash(html)
+
+
+async def test_take_from_the_bot_when_the_app_may_take(db_url: str) -> None:
+    config = shipped_config()
+    apps = tuple(
+        dataclasses.replace(a, can_take=True) if a.name == "support" else a for a in config.apps
+    )
+    async with Sandbox(dataclasses.replace(config, apps=apps), db_url) as sb2:
+        await make_agent(sb2.pool, "dora", name="Dora")
+        dora = AgentClient(sb2.url)
+        try:
+            assert await dora.sign_in("dora") == 303
+            await say(sb2, "Hallo", "5550000000000999")
+            conv = int((await sb2.conversation("5550000000000999"))["id"])
+            _, html = await dora.get(f"/inbox/c/{conv}")
+            assert 'data-testid="take"' in html
+            status, where = await dora.act(conv, "take")
+            assert status == 303, where
+            await sb2.settle()
+            row = await sb2.conversation("5550000000000999")
+            assert row["state"] == "human" and row["owner_app"] == "support"
+            assert (await dora.act(conv, "reply", text="Ich übernehme."))[0] == 303
+            await sb2.settle()
+            assert (await received(sb2, "5550000000000999"))[-1] == "Ich übernehme."
+        finally:
+            await dora.close()
 
 
 async def test_refusal_from_the_core_shows_in_the_page(
