@@ -68,7 +68,13 @@
         var saved = saveInputs(live);
         var open = {};
         live.querySelectorAll("details[data-testid]").forEach(function (d) { open[d.getAttribute("data-testid")] = d.open; });
+        // The outcome of the agent's last action stays in view across refreshes.
+        var oldFlash = live.querySelector("[data-testid=flash]");
         live.innerHTML = html;
+        var root = live.firstElementChild;
+        if (oldFlash && root && !live.querySelector("[data-testid=flash]")) {
+          root.insertBefore(oldFlash, root.firstChild);
+        }
         live.querySelectorAll("details[data-testid]").forEach(function (d) {
           var key = d.getAttribute("data-testid");
           if (key in open) d.open = open[key];
