@@ -22,7 +22,16 @@ def shipped_config() -> Config:
 
 
 async def make_agent(pool: Any, login: str, role: str = "agent", name: str | None = None) -> int:
-    return await add_agent(pool, login, PASSWORD, display_name=name or login.title(), role=role)  # type: ignore[arg-type]
+    # The cheap argon2 parameters of generated passwords keep the tests fast; the strong
+    # ones are covered by the unit tests.
+    return await add_agent(
+        pool,
+        login,
+        PASSWORD,
+        display_name=name or login.title(),
+        role=role,
+        generated=True,  # type: ignore[arg-type]
+    )
 
 
 def csrf_of(html: str) -> str:

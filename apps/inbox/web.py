@@ -136,6 +136,8 @@ async def _security(request: web.Request, handler: Handler) -> web.StreamRespons
 
 @web.middleware
 async def _session(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path == BASE:
+        raise web.HTTPMovedPermanently(f"{BASE}/")
     request[LANG] = pick_language(
         request.query.get("lang") or request.cookies.get("inbox_lang"),
         request.headers.get("Accept-Language"),

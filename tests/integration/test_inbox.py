@@ -104,6 +104,8 @@ async def test_every_inbox_route_and_the_stream_refuse_without_a_session(sb: San
                     assert resp.status == 401, (path, resp.status, body)
                 assert ESCALATE not in body and "Hallo" not in body
                 checked += 1
+        async with http.get(f"{sb.url}/inbox", allow_redirects=False) as resp:
+            assert resp.status == 301 and resp.headers["Location"] == "/inbox/"
         # A forged cookie is no session either.
         http.cookie_jar.update_cookies({"inbox_session": "forged"})
         async with http.get(f"{sb.url}/inbox/events") as resp:
