@@ -541,3 +541,79 @@ async def test_assignment_ends_when_the_conversation_leaves_the_inbox(
     await sb.advance(5 * 3600)
     assert (await sb.conversation(CUSTOMER))["state"] == "bot"
     assert await sb.pool.fetchval("SELECT count(*) FROM inbox_assignments") == 0
+
+
+async def test_comment_private_reply_and_reaction(
+    sb: Sandbox, agents: dict[str, AgentClient]
+) -> None:
+    conv = await escalated(sb)
+    anna = agents["anna"]
+    _, html = await anna.get(f"/inbox/c/{conv}")
+    assert f'action="/inbox/c/{conv}/react"' not in html  # nothing to do before accepting
+    assert (await anna.act(conv, "accept"))[0] == 303
+    await sb.sim(
+        "POST",
+        f"/sim/customers/{CUSTOMER}/comment",
+        {"text": "Gibt es das in Blau?", "media_id": "17900000000000777", "username": "kundin"},
+    )
+    await sb.settle()
+    _, html = await anna.get(f"/inbox/c/{conv}")
+    comment = html.split("kind-comment")[1].split("</li>")[0]
+    assert "Gibt es das in Blau?" in comment and "17900000000000777" in comment
+    assert "kundin" in comment
+    comment_id = re.search(r'name="comment_id" value="([^"]+)"', comment)
+    assert comment_id
+    status, where = await anna.act(
+        conv, "private_reply", comment_id=comment_id.group(1), text="Ja, auch in Blau!"
+    )
+    assert status == 303, where
+    await sb.settle()
+    assert "Ja, auch in Blau!" in await received(sb)
+    # One private reply per comment: the second is refused by the core, in words.
+    status, html = await anna.act(
+        conv, "private_reply", comment_id=comment_id.group(1), text="Nochmal"
+    )
+    assert status == 409 and "private_reply_used" in flash(html)
+
+    mid = re.search(r'name="mid" value="([^"]+)"', html)
+    assert mid
+    status, where = await anna.act(conv, "react", mid=mid.group(1), reaction="love")
+    assert status == 303, where
+    await sb.settle()
+    calls = await graph_calls(sb)
+    assert any("react" in str(c.get("params")) for c in calls), calls[-3:]
+
+
+async def test_transfer_to_another_human_app(db_url: str) -> None:
+    config = shipped_config()
+    support = next(a for a in config.apps if a.name == "support")
+    billing = dataclasses.replace(
+        support,
+        name="billing",
+        app_id="3333333333",
+        app_secret=dataclasses.replace(support.app_secret, value="sandbox-BILLING_APP_SECRET"),
+        page_token=dataclasses.replace(support.page_token, value="sandbox-BILLING_PAGE_TOKEN"),
+        handler=None,
+        api_key=None,
+        options={},
+    )
+    async with Sandbox(dataclasses.replace(config, apps=(*config.apps, billing)), db_url) as sb:
+        await make_agent(sb.pool, "anna", name="Anna")
+        anna = AgentClient(sb.url)
+        try:
+            assert await anna.sign_in("anna") == 303
+            conv = await escalated(sb)
+            assert (await anna.act(conv, "accept"))[0] == 303
+            _, html = await anna.get(f"/inbox/c/{conv}")
+            assert '<option value="app:billing">billing</option>' in html
+            status, where = await anna.act(conv, "transfer", target="app:billing")
+            assert status == 303, where
+            await sb.settle()
+            row = await sb.conversation(CUSTOMER)
+            assert row["state"] == "pending_human" and row["view"]["human_app"] == "billing"
+            assert await sb.pool.fetchval("SELECT count(*) FROM inbox_assignments") == 0
+            _, html = await anna.get(f"/inbox/c/{conv}")
+            assert 'data-testid="accept"' not in html  # billing's to accept, not ours
+            assert "Another app or inbox holds this conversation" in html
+        finally:
+            await anna.close()
