@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
 
+import asyncpg
 import jinja2
 import structlog
 from aiohttp import web
@@ -348,10 +349,14 @@ async def queue_page(request: web.Request) -> web.Response:
 # --- a conversation ------------------------------------------------------------------------
 
 
+MAX_ID = 2**63 - 1  # bigint
+
+
 async def _conversation(request: web.Request) -> Any:
-    row = await request.config_dict[POOL].fetchrow(
-        q("conversation"), int(request.match_info["conversation_id"])
-    )
+    conversation_id = int(request.match_info["conversation_id"])
+    if conversation_id > MAX_ID:
+        raise web.HTTPNotFound(text=_t(request)("no_conversation"))
+    row = await request.config_dict[POOL].fetchrow(q("conversation"), conversation_id)
     if row is None:
         raise web.HTTPNotFound(text=_t(request)("no_conversation"))
     return row
@@ -498,7 +503,11 @@ async def events(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
     pool = request.config_dict[POOL]
     token = request.cookies.get(auth.SESSION_COOKIE)
-    queue = await hub.subscribe(request.config_dict[DB_URL])
+    try:
+        queue = await hub.subscribe(request.config_dict[DB_URL])
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        log.warning("inbox_live_feed_unavailable", reason=type(exc).__name__)
+        raise web.HTTPServiceUnavailable(text="live updates unavailable; retrying") from None
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -542,7 +551,7 @@ async def audit_page(request: web.Request) -> web.Response:
     rows = await request.config_dict[POOL].fetch(
         q("audit_search"),
         agent,
-        int(conversation) if conversation.isdigit() else None,
+        int(conversation) if conversation.isdigit() and int(conversation) <= MAX_ID else None,
         action,
         500,
     )

@@ -448,6 +448,23 @@ async def test_queue_sections_unread_filters_and_search(
     assert 'data-testid="queue-item"' not in html
 
 
+async def test_bad_input_gets_a_4xx(sb: Sandbox, agents: dict[str, AgentClient]) -> None:
+    anna = agents["anna"]
+    assert (await anna.get("/inbox/c/99999999999999999999999"))[0] == 404
+    assert (await anna.get("/inbox/c/424242"))[0] == 404
+    assert (await anna.act(424242, "reply", text="x"))[0] == 404
+    assert (await agents["chef"].get("/inbox/audit?conversation=99999999999999999999999"))[0] == 200
+    conv = await escalated(sb)
+    assert (await anna.act(conv, "dance"))[0] == 404
+    assert (await anna.act(conv, "accept"))[0] == 303
+    assert (await anna.act(conv, "reply", text="   "))[0] == 400
+    assert (await anna.act(conv, "reply", text="x" * 2001))[0] == 400
+    assert (await anna.act(conv, "transfer", target="agent:nobody"))[0] == 400
+    assert (await anna.act(conv, "transfer", target="moon:base"))[0] == 400
+    status, html = await anna.act(conv, "react", mid="", reaction="love")
+    assert status == 400 and "Invalid input" in flash(html)
+
+
 async def test_german_ui(sb: Sandbox, agents: dict[str, AgentClient]) -> None:
     _, html = await agents["anna"].get("/inbox/?lang=de")
     assert "Wartet auf Mitarbeiter" in html and 'lang="de"' in html
