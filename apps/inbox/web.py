@@ -41,7 +41,7 @@ SESSION = web.RequestKey("inbox_session", auth.Session)
 PUBLIC = ("/inbox/login", "/inbox/static/")
 STREAM_PING_S = 15.0
 DEMO_LOGIN = "demo"
-REACTIONS = ("love",)  # what the Send API's react sender action accepts (PLATFORM 4.6)
+REACTIONS = ("love",)  # the reaction the core sends by default
 QUEUE_LIMIT = 200
 SECURITY_HEADERS = {
     "Content-Security-Policy": (

@@ -63,33 +63,41 @@ DELETE FROM inbox_login_failures WHERE login = $1 OR at < now() - interval '1 da
 
 -- name: queue
 -- Every conversation an agent may look at, with who holds it, the last message and how many
--- customer messages this agent has not read. Sections and their order are made in Python.
-SELECT c.id, c.account_id, c.customer_id, c.state, c.owner_app, c.view, c.updated_at,
-       a.agent_id, ag.display_name AS agent_name, ag.login AS agent_login,
+-- customer messages this agent has not read. The newest $6 are picked first (waiting ones and
+-- this agent's always), and only those get the per-conversation lookups. Sections and their
+-- order are made in Python.
+WITH top AS (
+    SELECT c.id, c.account_id, c.customer_id, c.state, c.owner_app, c.view, c.updated_at,
+           a.agent_id, ag.display_name AS agent_name, ag.login AS agent_login
+    FROM conversations c
+    LEFT JOIN inbox_assignments a ON a.conversation_id = c.id
+    LEFT JOIN inbox_agents ag ON ag.id = a.agent_id
+    WHERE ($2::text IS NULL OR c.account_id = $2)
+      AND ($3::text IS NULL OR c.state = $3)
+      AND ($4::text IS NULL
+           OR ($4 = '@me' AND a.agent_id = $1)
+           OR ($4 = '@nobody' AND a.agent_id IS NULL)
+           OR ag.login = $4)
+      AND ($5::text IS NULL
+           OR c.customer_id ILIKE $5
+           OR EXISTS (SELECT 1 FROM messages s WHERE s.conversation_id = c.id AND s.text ILIKE $5))
+    ORDER BY (c.state = 'pending_human') DESC, (a.agent_id IS NOT DISTINCT FROM $1) DESC,
+             c.updated_at DESC, c.id DESC
+    LIMIT $6
+)
+SELECT top.*,
        lm.text AS last_text, lm.direction AS last_direction, lm.author AS last_author,
        lm.deleted_at AS last_deleted, lm.attachments AS last_attachments,
        (SELECT count(*) FROM messages m
-        WHERE m.conversation_id = c.id AND m.direction = 'in'
+        WHERE m.conversation_id = top.id AND m.direction = 'in'
           AND m.id > coalesce(r.last_message_id, 0)) AS unread
-FROM conversations c
-LEFT JOIN inbox_assignments a ON a.conversation_id = c.id
-LEFT JOIN inbox_agents ag ON ag.id = a.agent_id
-LEFT JOIN inbox_reads r ON r.conversation_id = c.id AND r.agent_id = $1
+FROM top
+LEFT JOIN inbox_reads r ON r.conversation_id = top.id AND r.agent_id = $1
 LEFT JOIN LATERAL (
     SELECT text, direction, author, deleted_at, attachments FROM messages m
-    WHERE m.conversation_id = c.id ORDER BY m.created_at DESC, m.id DESC LIMIT 1
+    WHERE m.conversation_id = top.id ORDER BY m.created_at DESC, m.id DESC LIMIT 1
 ) lm ON true
-WHERE ($2::text IS NULL OR c.account_id = $2)
-  AND ($3::text IS NULL OR c.state = $3)
-  AND ($4::text IS NULL
-       OR ($4 = '@me' AND a.agent_id = $1)
-       OR ($4 = '@nobody' AND a.agent_id IS NULL)
-       OR ag.login = $4)
-  AND ($5::text IS NULL
-       OR c.customer_id ILIKE $5
-       OR EXISTS (SELECT 1 FROM messages s WHERE s.conversation_id = c.id AND s.text ILIKE $5))
-ORDER BY c.updated_at DESC, c.id DESC
-LIMIT $6;
+ORDER BY top.updated_at DESC, top.id DESC;
 
 -- name: conversation
 SELECT c.id, c.account_id, c.customer_id, c.state, c.owner_app, c.view, c.updated_at,

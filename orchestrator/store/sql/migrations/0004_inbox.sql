@@ -66,6 +66,11 @@ CREATE TABLE inbox_reads (
     PRIMARY KEY (agent_id, conversation_id)
 );
 
+-- A conversation page lists the customer's comments, reactions and mentions beside the
+-- transcript: found by conversation without scanning the event log.
+CREATE INDEX inbox_events_activity ON events (conversation_id, occurred_at)
+    WHERE kind IN ('comment', 'live_comment', 'reaction', 'mention');
+
 -- Who accepted, replied, released … and what the orchestrator decided.
 CREATE TABLE inbox_audit (
     id               bigserial PRIMARY KEY,
