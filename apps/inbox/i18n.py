@@ -51,6 +51,11 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
     "customer": {"en": "Customer", "de": "Kunde"},
     "bot": {"en": "Bot", "de": "Bot"},
     "agent_api": {"en": "via API", "de": "über API"},
+    "instagram_inbox": {
+        "en": "Instagram app / Inbox (outside)",
+        "de": "Instagram-App / Postfach (extern)",
+    },
+    "page_inbox": {"en": "Page Inbox (outside)", "de": "Seiten-Postfach (extern)"},
     "unsent": {"en": "Message unsent by the customer", "de": "Nachricht vom Kunden zurückgezogen"},
     "story_reply": {"en": "Reply to a story", "de": "Antwort auf eine Story"},
     "story_mention": {"en": "Mentioned you in a story", "de": "Hat Sie in einer Story erwähnt"},

@@ -162,7 +162,8 @@ def author_label(author: str, agent_name: str | None, policy: Policy, t: T) -> s
     spec = policy.find_app(author)
     if spec is not None:
         return f"{t('bot')} ({spec.name})" if spec.is_bot else f"{spec.name} ({t('agent_api')})"
-    return policy.owner_label(author)  # a foreign inbox: "instagram_inbox", "page_inbox"
+    label = policy.owner_label(author)  # a foreign inbox: "instagram_inbox", "page_inbox"
+    return t(label) if label in ("instagram_inbox", "page_inbox") else label
 
 
 def build_transcript(

@@ -448,6 +448,22 @@ async def test_queue_sections_unread_filters_and_search(
     assert 'data-testid="queue-item"' not in html
 
 
+async def test_replies_from_the_instagram_app_are_marked_as_outside(
+    sb: Sandbox, agents: dict[str, AgentClient]
+) -> None:
+    await say(sb, "Hallo")
+    await sb.sim("POST", f"/sim/inbox/{CUSTOMER}/take", {"metadata": "agent_took_over"})
+    await sb.sim("POST", f"/sim/inbox/{CUSTOMER}/reply", {"text": "Hier ist Lisa vom Handy."})
+    await sb.settle()
+    conv = int((await sb.conversation(CUSTOMER))["id"])
+    _, html = await agents["anna"].get(f"/inbox/c/{conv}")
+    lisa = html.split("Hier ist Lisa vom Handy.")[0].rsplit('<li class="msg', 1)[1]
+    assert "Instagram app / Inbox (outside)" in lisa
+    assert "Another app or inbox holds this conversation (instagram_inbox)" in html
+    _, html = await agents["anna"].get("/inbox/?partial=1")
+    assert "held by instagram_inbox" in html
+
+
 async def test_bad_input_gets_a_4xx(sb: Sandbox, agents: dict[str, AgentClient]) -> None:
     anna = agents["anna"]
     assert (await anna.get("/inbox/c/99999999999999999999999"))[0] == 404
