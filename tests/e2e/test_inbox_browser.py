@@ -187,7 +187,9 @@ async def _none(items: list[str]) -> bool:
 
 
 async def test_make_run_prints_the_demo_agent_who_can_sign_in(
-    db_url: str, tmp_path: Path, services: list[Service]  # noqa: F811
+    db_url: str,
+    tmp_path: Path,
+    services: list[Service],  # noqa: F811
 ) -> None:
     """`orchestrator serve` with the shipped config, as `make run` starts it: the inbox is
     on, the demo agent's sign-in is printed, and Ctrl-C stops cleanly with a stream open."""
