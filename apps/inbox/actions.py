@@ -12,7 +12,7 @@ Each attempt is written to the audit trail with its outcome.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,7 +176,12 @@ def _require_holder(conv: Mapping[str, Any], agent: Agent) -> Result | None:
 
 
 async def reply(
-    s: Services, conv: Mapping[str, Any], agent: Agent, text: str, nonce: str
+    s: Services,
+    conv: Mapping[str, Any],
+    agent: Agent,
+    text: str,
+    nonce: str,
+    quick_replies: Sequence[str] = (),
 ) -> Result:
     text = text.strip()
     if not text:
@@ -186,7 +191,12 @@ async def reply(
     refused = _require_holder(conv, agent)
     if refused is not None:
         return refused
-    action = {"type": "reply", "message": {"text": text}}
+    message: dict[str, Any] = {"text": text}
+    if quick_replies:
+        message["quick_replies"] = [
+            {"content_type": "text", "title": title, "payload": title} for title in quick_replies
+        ]
+    action = {"type": "reply", "message": message}
     _, result = await _submit_and_audit(s, conv, agent, "reply", action, nonce)
     return result
 

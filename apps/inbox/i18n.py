@@ -116,6 +116,7 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "de": "Eine andere App oder ein anderes Postfach hält dieses Gespräch ({owner}).",
     },
     "canned": {"en": "Canned responses", "de": "Textbausteine"},
+    "offer_quick_replies": {"en": "Offer quick replies", "de": "Schnellantworten anbieten"},
     "accept": {"en": "Accept", "de": "Annehmen"},
     "take_from_bot": {"en": "Take from the bot", "de": "Vom Bot übernehmen"},
     "take_over": {"en": "Take over", "de": "Übernehmen"},

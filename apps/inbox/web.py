@@ -419,20 +419,30 @@ async def _conversation_context(request: web.Request, conv: Any) -> dict[str, An
         "can_manage": (mine or agent.is_admin) and ours and state in ("human", "pending_human"),
         "reactions": REACTIONS,
         "canned": _canned(me, conv_locale=view.locale),
+        "quick_replies": _quick_replies(me, conv_locale=view.locale),
         "pending_deadline": view.pending_since + policy.pending_timeout
         if state == "pending_human" and view.pending_since
         else None,
     }
 
 
-def _canned(me: AppConfig, conv_locale: str) -> list[str]:
-    """`options.canned_responses`: a list of texts, or a table of lists per locale."""
-    raw = me.options.get("canned_responses")
+def _option_texts(me: AppConfig, key: str, locale: str, limit: int) -> list[str]:
+    """`options.<key>`: a list of texts, or a table of lists per locale."""
+    raw = me.options.get(key)
     if isinstance(raw, dict):
-        raw = raw.get(conv_locale) or raw.get(conv_locale.split("-")[0]) or raw.get("en")
+        raw = raw.get(locale) or raw.get(locale.split("-")[0]) or raw.get("en")
     if isinstance(raw, list):
-        return [str(x)[:1000] for x in raw if str(x).strip()][:20]
+        return [str(x)[:limit] for x in raw if str(x).strip()][:13]
     return []
+
+
+def _canned(me: AppConfig, conv_locale: str) -> list[str]:
+    return _option_texts(me, "canned_responses", conv_locale, 1000)
+
+
+def _quick_replies(me: AppConfig, conv_locale: str) -> list[str]:
+    # Meta shows at most 13 quick replies and cuts titles after 20 characters.
+    return _option_texts(me, "quick_replies", conv_locale, 20)
 
 
 async def conversation_page(
@@ -472,7 +482,10 @@ async def conversation_action(request: web.Request) -> web.Response:
         else:
             result = await actions.take(services, conv, agent, nonce)
     elif verb == "reply":
-        result = await actions.reply(services, conv, agent, _field(form, "text"), nonce)
+        offered = _quick_replies(me, view_of(conv).locale) if _field(form, "quick_replies") else []
+        result = await actions.reply(
+            services, conv, agent, _field(form, "text"), nonce, quick_replies=offered
+        )
     elif verb == "react":
         result = await actions.react(
             services, conv, agent, _field(form, "mid", 500), _field(form, "reaction", 20), nonce

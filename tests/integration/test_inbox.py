@@ -208,6 +208,13 @@ async def test_accept_reply_release_through_the_ordered_path(
     assert status == 303, where
     await sb.settle()
     assert (await received(sb))[-1] == "Hallo, hier ist Anna."
+    # Quick replies from the config, offered with a reply: the phone shows them.
+    status, where = await anna.act(conv, "reply", text="Passt das so?", quick_replies="1")
+    assert status == 303, where
+    await sb.settle()
+    timeline = (await sb.sim("GET", f"/sim/customers/{CUSTOMER}"))["timeline"]
+    offered = [q["title"] for q in timeline[-1].get("quick_replies") or []]
+    assert offered == ["Ja", "Nein", "Danke, alles klar"]
     # The action went through the same queue as everything else, marked with the agent.
     action = await sb.pool.fetchrow(
         "SELECT payload FROM events WHERE kind = 'action' AND dedup_key LIKE 'action:inbox:support:%'"
@@ -237,6 +244,7 @@ async def test_accept_reply_release_through_the_ordered_path(
     audit = await sb.pool.fetch("SELECT action, outcome FROM inbox_audit ORDER BY id")
     assert [(a["action"], a["outcome"]) for a in audit] == [
         ("accept", "accepted"),
+        ("reply", "accepted"),
         ("reply", "accepted"),
         ("release", "accepted"),
     ]
