@@ -78,6 +78,7 @@ class QueueItem:
     pending_since: datetime | None
     pending_deadline: datetime | None
     updated_at: datetime
+    profile: str | None = None  # "Name (@username)" where Meta provides it
 
 
 @dataclass(slots=True)
@@ -114,6 +115,7 @@ def build_queue(rows: Sequence[Mapping[str, Any]], agent_id: int, policy: Policy
             pending_since=pending_since,
             pending_deadline=pending_since + policy.pending_timeout if pending_since else None,
             updated_at=r["updated_at"],
+            profile=_profile(r),
         )
         if item.state == "pending_human":
             out.pending.append(item)
@@ -123,6 +125,13 @@ def build_queue(rows: Sequence[Mapping[str, Any]], agent_id: int, policy: Policy
             out.others.append(item)
     out.pending.sort(key=lambda i: (i.pending_since or i.updated_at, i.id))
     return out
+
+
+def _profile(r: Mapping[str, Any]) -> str | None:
+    name, username = r.get("profile_name"), r.get("profile_username")
+    if name and username:
+        return f"{name} (@{username})"
+    return name or (f"@{username}" if username else None)
 
 
 def _preview(r: Mapping[str, Any], t: T) -> str:

@@ -26,6 +26,7 @@ from apps.inbox.agents import add_agent, generate_password
 from apps.inbox.i18n import LANGUAGES, pick_language, translate
 from apps.inbox.live import Hub
 from apps.inbox.present import build_queue, build_transcript, view_of, window_info
+from apps.inbox.profiles import Profiles
 from apps.inbox.queries import q
 from orchestrator.config import AppConfig, Config
 from orchestrator.typedefs import CLOCK, CONFIG, DB_URL, POOL, RUNTIME
@@ -38,6 +39,7 @@ APP_CONFIG = web.AppKey("inbox_app_config", AppConfig)
 TEMPLATES = web.AppKey("inbox_templates", jinja2.Environment)
 LANG = web.RequestKey("inbox_lang", str)
 SESSION = web.RequestKey("inbox_session", auth.Session)
+PROFILES = web.AppKey("inbox_profiles", Profiles)
 PUBLIC = ("/inbox/login", "/inbox/static/")
 STREAM_PING_S = 15.0
 DEMO_LOGIN = "demo"
@@ -61,6 +63,7 @@ def create_inbox_app(
     app = web.Application(middlewares=[_security, _session])
     app[APP_CONFIG] = app_config
     app[HUB] = Hub()
+    app[PROFILES] = Profiles()
     app[TEMPLATES] = jinja2.Environment(
         loader=jinja2.PackageLoader("apps.inbox", "templates"),
         autoescape=True,
@@ -119,6 +122,7 @@ def _demo_agent(config: Config, service: web.Application) -> Callable[[web.Appli
 
 async def _close_hub(app: web.Application) -> None:
     await app[HUB].close()
+    await app[PROFILES].close()
 
 
 # --- middlewares -------------------------------------------------------------------------
@@ -375,6 +379,9 @@ async def _conversation_context(request: web.Request, conv: Any) -> dict[str, An
     activity = await pool.fetch(q("activity"), conv["id"])
     items = build_transcript(messages, activity, conv["account_id"], policy, t)
     await pool.execute(q("mark_read"), agent.id, conv["id"])
+    request.app[PROFILES].refresh(
+        request.config_dict[RUNTIME], pool, me.name, conv, conv["profile_fresh"]
+    )
     state = conv["state"]
     ours = view.human_app == me.name
     mine = conv["agent_id"] == agent.id

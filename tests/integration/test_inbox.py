@@ -472,6 +472,29 @@ async def test_replies_from_the_instagram_app_are_marked_as_outside(
     assert "held by instagram_inbox" in html
 
 
+async def test_customer_profile_where_meta_provides_it(
+    sb: Sandbox, agents: dict[str, AgentClient]
+) -> None:
+    await say(sb, "Hallo")
+    conv = int((await sb.conversation(CUSTOMER))["id"])
+    profile = await sb.sim("GET", f"/sim/customers/{CUSTOMER}")
+    username = profile.get("username")
+    assert username
+    _, html = await agents["anna"].get(f"/inbox/c/{conv}")  # starts the lookup
+
+    async def stored() -> Any:
+        return await sb.pool.fetchrow("SELECT name, username, failed FROM inbox_profiles")
+
+    row = await wait_for(stored)
+    assert row["username"] == username and not row["failed"]
+    _, html = await agents["anna"].get(f"/inbox/c/{conv}")
+    assert f'<span class="username">@{username}</span>' in html
+    _, html = await agents["anna"].get("/inbox/?partial=1")
+    assert f"(@{username})" in html
+    lookups = [c for c in await graph_calls(sb) if CUSTOMER in str(c.get("path"))]
+    assert len(lookups) == 1  # fresh for a day: opening again asks Meta nothing
+
+
 async def test_bad_input_gets_a_4xx(sb: Sandbox, agents: dict[str, AgentClient]) -> None:
     anna = agents["anna"]
     assert (await anna.get("/inbox/c/99999999999999999999999"))[0] == 404

@@ -85,7 +85,7 @@ WITH top AS (
              c.updated_at DESC, c.id DESC
     LIMIT $6
 )
-SELECT top.*,
+SELECT top.*, p.name AS profile_name, p.username AS profile_username,
        lm.text AS last_text, lm.direction AS last_direction, lm.author AS last_author,
        lm.deleted_at AS last_deleted, lm.attachments AS last_attachments,
        (SELECT count(*) FROM messages m
@@ -93,6 +93,7 @@ SELECT top.*,
           AND m.id > coalesce(r.last_message_id, 0)) AS unread
 FROM top
 LEFT JOIN inbox_reads r ON r.conversation_id = top.id AND r.agent_id = $1
+LEFT JOIN inbox_profiles p ON p.account_id = top.account_id AND p.customer_id = top.customer_id
 LEFT JOIN LATERAL (
     SELECT text, direction, author, deleted_at, attachments FROM messages m
     WHERE m.conversation_id = top.id ORDER BY m.created_at DESC, m.id DESC LIMIT 1
@@ -101,10 +102,13 @@ ORDER BY top.updated_at DESC, top.id DESC;
 
 -- name: conversation
 SELECT c.id, c.account_id, c.customer_id, c.state, c.owner_app, c.view, c.updated_at,
-       a.agent_id, a.app AS assigned_app, ag.display_name AS agent_name, ag.login AS agent_login
+       a.agent_id, a.app AS assigned_app, ag.display_name AS agent_name, ag.login AS agent_login,
+       p.name AS profile_name, p.username AS profile_username,
+       p.fetched_at > now() - interval '1 day' AS profile_fresh
 FROM conversations c
 LEFT JOIN inbox_assignments a ON a.conversation_id = c.id
 LEFT JOIN inbox_agents ag ON ag.id = a.agent_id
+LEFT JOIN inbox_profiles p ON p.account_id = c.account_id AND p.customer_id = c.customer_id
 WHERE c.id = $1;
 
 -- name: transcript
@@ -195,3 +199,10 @@ DELETE FROM inbox_watchers WHERE process = $1;
 
 -- name: notify_change
 SELECT pg_notify('inbox_changes', $1);
+
+-- name: profile_store
+INSERT INTO inbox_profiles (account_id, customer_id, name, username, failed)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (account_id, customer_id)
+DO UPDATE SET name = EXCLUDED.name, username = EXCLUDED.username, failed = EXCLUDED.failed,
+              fetched_at = now();

@@ -71,6 +71,19 @@ CREATE TABLE inbox_reads (
 CREATE INDEX inbox_events_activity ON events (conversation_id, occurred_at)
     WHERE kind IN ('comment', 'live_comment', 'reaction', 'mention');
 
+-- The customer's name and username as Meta's User Profile API gives them (looked up when an
+-- agent opens the conversation, at most once a day; `failed` when Meta has none to give).
+-- Never the picture: its CDN URL is not fetched or kept.
+CREATE TABLE inbox_profiles (
+    account_id     text        NOT NULL,
+    customer_id    text        NOT NULL,
+    name           text,
+    username       text,
+    failed         boolean     NOT NULL DEFAULT false,
+    fetched_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (account_id, customer_id)
+);
+
 -- Who accepted, replied, released … and what the orchestrator decided.
 CREATE TABLE inbox_audit (
     id               bigserial PRIMARY KEY,
