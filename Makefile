@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 DEV     := $(VENV)/.installed-dev
 
-.PHONY: run test faults lint bench diagram readme check-config doctor scenarios clean venv
+.PHONY: run test faults lint bench diagram readme screenshots check-config doctor scenarios clean venv
 
 $(RUNTIME): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -48,6 +48,9 @@ diagram: $(RUNTIME)
 
 readme: $(RUNTIME)
 	$(BIN)/python -m orchestrator.ops.readme
+
+screenshots: $(DEV)
+	INBOX_SCREENSHOT_DIR=docs/img $(BIN)/pytest -q tests/e2e/test_inbox_browser.py -k flow
 
 check-config: $(RUNTIME)
 	$(BIN)/orchestrator check-config

@@ -16,6 +16,7 @@ import structlog
 from aiohttp import web
 
 from orchestrator.api import rest as api
+from orchestrator.api.pages import mount_pages
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.config import Config
 from orchestrator.engine.dispatcher import Dispatcher
@@ -70,6 +71,7 @@ def create_app(
         web.post("/webhooks/{app}", webhooks.receive),
     ]
     app.add_routes(webhooks_routes + health.routes + api.routes)
+    mount_pages(app, config)  # sub-apps with pages of their own (the agent inbox)
     app.middlewares.extend([logs.request_context, deadlines.body_deadline, api.error_middleware])
     return app
 

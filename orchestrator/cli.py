@@ -1,5 +1,5 @@
 """`orchestrator` command line: serve, check-config, doctor, subscribe, migrate, dead-letters,
-sandbox, scenarios, diagram, table.
+sandbox, scenarios, agents, diagram, table.
 
 Every command accepts `--config PATH` (before or after the command's name) and `--debug`.
 Failures are one line naming the fix (exit 1; configuration mistakes: the full list, exit 2);
@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     from orchestrator.sandbox.scenario_commands import add_commands
 
     add_commands(scen, parents=[common])
+    from apps.inbox import cli as inbox_cli  # the built-in inbox's accounts
+
+    inbox_cli.register(sub, parents=[common])  # `agents add|list|disable`
     command("diagram", "print the conversation state machine as Mermaid")
     command("table", "print the full transition table (Markdown)")
     return parser
@@ -158,6 +161,10 @@ def _run(args: argparse.Namespace) -> int:
         return asyncio.run(_subscribe(config, check_only=args.check))
     if args.command == "dead-letters":
         return asyncio.run(_dead_letters(config, args))
+    if args.command == "agents":
+        from apps.inbox import cli as inbox_cli
+
+        return asyncio.run(inbox_cli.run(config, args))
     return 2
 
 

@@ -11,9 +11,6 @@ described by `openapi.yaml`, served at /api/v1/openapi.json (and checked against
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,23 +18,19 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from orchestrator.api import openapi
+from orchestrator.api import openapi, submit
 from orchestrator.api import validation as v
 from orchestrator.api.validation import ApiError
 from orchestrator.config import AppConfig
 from orchestrator.errors import StoreUnavailable
-from orchestrator.graph import split_text
-from orchestrator.store.intake import action_row, store_rows
 from orchestrator.store.outage import describe, is_outage
 from orchestrator.store.queries import q
 from orchestrator.typedefs import CLOCK, CONFIG, POOL, RUNTIME
-from state_machines import ActionError, ConversationView, action_from_json, window_deadlines
+from state_machines import ActionError, ConversationView, window_deadlines
 
 __all__ = ["ApiError", "error_middleware", "routes"]
 
 log = structlog.get_logger(__name__)
-WAIT_FOR_DECISION_S = 10.0
-SEND_API_TEXT_BYTES = 1000
 _STATUS_BY_REFUSAL = {
     "not_owner": 409,
     "not_allowed": 409,
@@ -207,12 +200,6 @@ async def _post(request: web.Request, verb: str | None) -> web.Response:
     return await submit_action(request, app, row, body, key)
 
 
-def _reply_parts(action: dict[str, Any]) -> int:
-    message = action.get("message")
-    text = message.get("text") if isinstance(message, dict) else None
-    return len(split_text(text, SEND_API_TEXT_BYTES)) if isinstance(text, str) and text else 1
-
-
 async def submit_action(
     request: web.Request,
     app: AppConfig,
@@ -220,66 +207,40 @@ async def submit_action(
     action: dict[str, Any],
     key: str | None = None,
 ) -> web.Response:
+    """An app's action through the one submit path (`api/submit.py`), answered with the
+    worker's actual decision."""
     try:
-        parsed = action_from_json(action)
+        outcome = await submit.submit_action(
+            request.app[POOL],
+            request.app[RUNTIME].waker,
+            request.app[CLOCK],
+            app=app.name,
+            account_id=row["account_id"],
+            customer_id=row["customer_id"],
+            conversation_id=row["id"],
+            action=action,
+            request_id=key or uuid.uuid4().hex,
+            origin="api",
+            max_reply_parts=request.app[CONFIG].service.max_reply_parts,
+        )
     except ActionError as exc:
         raise ApiError(400, "invalid_action", str(exc)) from None
-    normalised = parsed.to_json()
-    max_parts = request.app[CONFIG].service.max_reply_parts
-    if normalised.get("type") == "reply" and (parts := _reply_parts(normalised)) > max_parts:
+    except submit.ReplyTooLong as exc:
         raise ApiError(
-            422,
-            "reply_too_long",
-            f"the text needs {parts} messages of at most {SEND_API_TEXT_BYTES} bytes; "
-            f"at most {max_parts} are sent for one reply (service.max_reply_parts)",
-            parts=parts,
-            max_parts=max_parts,
-        )
-    request_id = key or uuid.uuid4().hex
-    # Scoped to the app and the conversation: the same key on another conversation is
-    # another request. The body's hash tells a retry from a reuse with another body.
-    request_hash = hashlib.sha256(
-        json.dumps(normalised, sort_keys=True, default=str).encode()
-    ).hexdigest()
-    pool = request.app[POOL]
-    event = action_row(
-        row["account_id"],
-        row["customer_id"],
-        f"action:api:{app.name}:{row['id']}:{request_id}",
-        app.name,
-        normalised,
-        request.app[CLOCK].now(),
-        request_id=request_id,
-        request_hash=request_hash,
-    )
-    async with pool.acquire() as conn, conn.transaction():
-        inserted = await store_rows(conn, [event], app.name)
-        if inserted:
-            event_id = inserted[0]["event_id"]
-        else:
-            earlier = await conn.fetchrow(q("api_action_by_key"), event.account_id, event.dedup_key)
-            if earlier is None:  # refused by the store (cannot happen for validated input)
-                raise ApiError(422, "invalid_action", "the action could not be stored")
-            if earlier["request_hash"] not in (None, request_hash):
-                raise ApiError(
-                    422,
-                    "idempotency_key_reused",
-                    "this Idempotency-Key was already used on this conversation with another "
-                    "body; use a new key for a new request",
-                    event_id=earlier["id"],
-                )
-            event_id = earlier["id"]
-    request.app[RUNTIME].waker.poke()
-    outcome = await _await_decision(pool, event_id)
-    if outcome is None:
+            422, "reply_too_long", str(exc), parts=exc.parts, max_parts=exc.max_parts
+        ) from None
+    except submit.KeyReused as exc:
+        raise ApiError(422, "idempotency_key_reused", str(exc), event_id=exc.event_id) from None
+    event_id, result = outcome.event_id, outcome.result
+    if outcome.status == "queued":
         return web.json_response(
             {"status": "queued", "event_id": event_id, "conversation_id": row["id"]}, status=202
         )
-    status, result, error = outcome["status"], outcome["result"] or {}, outcome["error"]
-    if status == "failed":
-        log.error("action_failed", event_id=event_id)
-        raise ApiError(500, "processing_failed", f"the action could not be processed: {error}")
-    refusal = result.get("refusal")
+    if outcome.status == "failed":
+        raise ApiError(
+            500, "processing_failed", f"the action could not be processed: {outcome.error}"
+        )
+    refusal = outcome.refusal
     if refusal:
         raise ApiError(
             _STATUS_BY_REFUSAL.get(refusal["code"], 409),
@@ -298,20 +259,6 @@ async def submit_action(
             "effects": result.get("effects", []),
         }
     )
-
-
-async def _await_decision(pool: Any, event_id: int) -> Any:
-    """Wait until the worker has decided on `event_id`; None on timeout (answer 202)."""
-    deadline = asyncio.get_running_loop().time() + WAIT_FOR_DECISION_S
-    delay = 0.005
-    while True:
-        outcome = await pool.fetchrow(q("event_outcome"), event_id)
-        if outcome is not None and outcome["status"] != "pending":
-            return outcome
-        if asyncio.get_running_loop().time() >= deadline:
-            return None
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.1)
 
 
 async def dead_letters(request: web.Request) -> web.Response:

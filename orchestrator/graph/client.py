@@ -264,6 +264,13 @@ class GraphClient:
         )
         return parse_thread_owner(data)
 
+    async def user_profile(
+        self, target: GraphTarget, igsid: str, fields: Sequence[str] = ("name", "username")
+    ) -> dict[str, Any]:
+        """The customer's public profile (PLATFORM 7: error 2018218 = no profile available)."""
+        params = {"fields": ",".join(fields)}
+        return await self._call("GET", target, target.login, igsid, None, params=params)
+
     async def messaging_feature_status(self, target: GraphTarget) -> dict[str, Any]:
         """``{"messaging_feature_status": {"hop_v2", "msgr_multi_app", "ig_multi_app"}, "id"}``."""
         node = self._page_node(target)

@@ -71,3 +71,48 @@ async def test_dead_letters_list_and_replay(
     assert (row["status"], row["attempts"]) == ("pending", 0)
     code = await asyncio.to_thread(main, ["--config", config, "dead-letters", "replay", "999999"])
     assert code == 1
+
+
+async def test_agents_add_list_disable(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+    import io
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("ORCHESTRATOR_MODE", "sandbox")
+    config = str(ROOT / "config" / "orchestrator.toml")
+
+    def cli(*args: str) -> tuple[int, str, str]:
+        code = main(["--config", config, "agents", *args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    code, out, _ = await asyncio.to_thread(cli, "add", "Zoe", "--role", "admin", "--name", "Zoe Z")
+    assert code == 0 and "agent zoe (admin) saved" in out
+    password = out.split("password: ")[1].strip()
+    assert len(password) >= 12
+    code, _, err = await asyncio.to_thread(cli, "add", "zoe")
+    assert code == 1 and "exists" in err
+    code, _, err = await asyncio.to_thread(cli, "add", "Not Valid!")
+    assert code == 1 and "lowercase" in err
+    monkeypatch.setattr("sys.stdin", io.StringIO("a chosen passphrase\n"))
+    code, out, _ = await asyncio.to_thread(cli, "add", "zoe", "--password-stdin", "--reset")
+    assert code == 0 and "password:" not in out
+    code, out, _ = await asyncio.to_thread(cli, "list")
+    assert code == 0 and "zoe" in out and "admin" in out and "active" in out
+    code, out, _ = await asyncio.to_thread(cli, "disable", "zoe")
+    assert code == 0 and "disabled" in out
+    code, out, _ = await asyncio.to_thread(cli, "list")
+    assert "disabled" in out
+    code, _, err = await asyncio.to_thread(cli, "disable", "nobody")
+    assert code == 1
+
+    from apps.inbox.auth import SignInRefused, sign_in
+
+    conn_pool = await asyncpg.create_pool(db_url, min_size=1, max_size=2)
+    try:
+        with pytest.raises(SignInRefused):
+            await sign_in(conn_pool, "zoe", "a chosen passphrase", "test")
+    finally:
+        await conn_pool.close()
