@@ -15,7 +15,7 @@ from typing import Any, Protocol, cast, runtime_checkable
 
 import aiohttp
 
-from orchestrator.config import AppConfig, Config
+from orchestrator.config.types import AppConfig, Config
 from orchestrator.errors import SubAppLoadError
 
 
