@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -52,7 +53,8 @@ class Service:
             PYTHONPATH=str(ROOT),
         )
         config = (ROOT / "orchestrator" / "config" / "sandbox.toml").read_text()
-        config = config.replace("workers = 4", f'workers = 1\ndata_dir = "{self.data}"')
+        config, n = re.subn(r"(?m)^workers = .*$", f'workers = 1\ndata_dir = "{self.data}"', config)
+        assert n == 1, "the sandbox config has no [service] workers line to replace"
         (self.workdir / "orchestrator.toml").write_text(config)
         with open(self.workdir / "serve.log", "ab") as log:  # the child keeps its own copy
             self.proc = subprocess.Popen(
