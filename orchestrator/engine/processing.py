@@ -101,7 +101,17 @@ class ConversationProcessor:
             return {"note": note, "state": conversation["state"]}
         view = self._view(conversation, account.locale)
         decision = decide(view, trigger, now, rt.policy)
-        await self._apply(conn, conversation, event["id"], decision, writes, ids, depth=0)
+        inline: list[tuple[Deliver, int]] = []
+        self._apply(conversation, event["id"], decision, writes, inline, depth=0)
+        # In-process apps are called breadth first, after every effect of the decision is
+        # queued: what an app does in answer comes after what the decision itself said (e.g.
+        # support sees the customer's message before the bot's handover request it
+        # prompted), and each app gets its deliveries in decision order.
+        while inline:
+            effect, depth = inline.pop(0)
+            await self._deliver_inline(
+                conn, conversation, event["id"], effect, writes, ids, inline, depth
+            )
         # (from_state, trigger): which table row decided, for QA's scenario coverage.
         return {
             **self._result(event, decision),
@@ -147,17 +157,18 @@ class ConversationProcessor:
             )
         )
 
-    async def _apply(
+    def _apply(
         self,
-        conn: asyncpg.Connection,
         conversation: dict[str, Any],
         event_id: int | None,
         d: Decision,
         writes: Writes,
-        ids: IdPool,
+        inline: list[tuple[Deliver, int]],
         *,
         depth: int,
     ) -> None:
+        """Record a decision's writes; deliveries to in-process apps are queued on `inline`
+        (run by the caller, breadth first)."""
         rt = self.rt
         cid = conversation["id"]
         view_json = d.view.to_json()
@@ -165,14 +176,13 @@ class ConversationProcessor:
         writes.conversation(cid, state, d.view.owner_app, view_json)
         conversation.update(state=state, owner_app=d.view.owner_app, view=view_json)
         now = rt.clock.now()
-        inline: list[Deliver] = []
         for effect in d.effects:
             if isinstance(effect, SetTimer):
                 writes.timers[(cid, effect.kind)] = (effect.due_at, effect.generation)
             elif isinstance(effect, CancelTimer):
                 writes.timers[(cid, effect.kind)] = None
             elif isinstance(effect, Deliver) and self._runs_inline(effect, depth):
-                inline.append(effect)
+                inline.append((effect, depth))
             else:
                 for kind, app, lane, payload in rows_for(effect):
                     writes.outbox.append(
@@ -186,11 +196,6 @@ class ConversationProcessor:
             rt.metrics.refusals.labels(d.refusal.code).inc()
         for warning in d.warnings:
             log.warning("decision_warning", warning=warning)
-        # After every effect of this decision is queued: what an app does in answer comes
-        # after what the decision itself said (e.g. support sees the customer's message
-        # before the bot's handover request it prompted).
-        for effect in inline:
-            await self._deliver_inline(conn, conversation, event_id, effect, writes, ids, depth)
 
     def _runs_inline(self, effect: Deliver, depth: int) -> bool:
         return effect.app in self.inline_apps and depth < MAX_DEPTH
@@ -203,6 +208,7 @@ class ConversationProcessor:
         effect: Deliver,
         writes: Writes,
         ids: IdPool,
+        inline: list[tuple[Deliver, int]],
         depth: int,
     ) -> None:
         """Call the in-process app now and decide its actions in the same step; the delivery
@@ -232,7 +238,7 @@ class ConversationProcessor:
             account = rt.config.account(conversation["account_id"])
             view = self._view(conversation, account.locale if account else "en")
             d = decide(view, trigger, rt.clock.now(), rt.policy)
-            await self._apply(conn, conversation, event_id, d, writes, ids, depth=depth + 1)
+            self._apply(conversation, event_id, d, writes, inline, depth=depth + 1)
             decided.append(
                 {
                     "action": action_json.get("type"),

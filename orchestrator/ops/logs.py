@@ -33,8 +33,7 @@ def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMap
 
 
 class _Stderr:
-    """Writes each line to the *current* sys.stderr (tests and daemons replace it), so the
-    bound loggers can be cached: resolving them on every call cost more than rendering."""
+    """Writes each line to the *current* sys.stderr (tests and daemons replace it)."""
 
     def msg(self, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -58,7 +57,9 @@ def configure(*, json: bool | None = None, level: str = "INFO") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=lambda *_: _Stderr(),
-        cache_logger_on_first_use=True,
+        # Not cached: `configure` runs again with another level (tests, CLI commands), and a
+        # cached logger would keep the level it was first used with.
+        cache_logger_on_first_use=False,
     )
 
 
