@@ -39,10 +39,10 @@ CONFIG = """
 mode = "live"
 host = "127.0.0.1"
 port = {port}
+public_url = "https://orchestrator.example.test"
 facebook_graph_url = "{graph}"
 instagram_graph_url = "{graph}"
 workers = 2
-dispatchers = 2
 
 [[accounts]]
 name = "shop"
