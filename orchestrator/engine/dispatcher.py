@@ -39,7 +39,7 @@ import asyncpg
 import structlog
 
 from orchestrator.engine.loop import STORE_ERRORS, run_until_stopped
-from orchestrator.engine.perform import perform, reconcile
+from orchestrator.engine.perform import WindowClosedAtSend, perform, reconcile
 from orchestrator.engine.runtime import Runtime
 from orchestrator.engine.throttle import AccountPauses
 from orchestrator.graph import GraphError, HttpDeliveryError, NotThreadOwner, RateLimited
@@ -169,6 +169,8 @@ class Dispatcher:
 
     async def _judge(self, row: Mapping[str, Any], exc: Exception) -> Outcome:
         rt = self.rt
+        if isinstance(exc, WindowClosedAtSend):
+            return Outcome(row, "dead", reason=f"{exc}; not sent")
         if isinstance(exc, GraphError):
             rt.metrics.graph_errors.labels(str(exc.code or exc.http_status or "network")).inc()
         elif not isinstance(exc, HttpDeliveryError | TimeoutError | aiohttp.ClientError):

@@ -17,6 +17,7 @@ from orchestrator.engine.inline import as_json
 from orchestrator.engine.runtime import Runtime
 from orchestrator.engine.subapps import Delivery, conversation_summary
 from orchestrator.store.intake import Row, action_row
+from state_machines import ConversationView, check_send
 
 log = structlog.get_logger(__name__)
 
@@ -46,12 +47,13 @@ async def perform(rt: Runtime, row: Mapping[str, Any]) -> tuple[dict[str, Any], 
     target = rt.graph_target(row["account_id"], row["app"])
     graph = rt.graph
     if kind == "send_message":
+        messaging_type, tag = window_at_send(rt, row)
         answer = await graph.send_message(
             target,
             {"id": igsid},
             p["message"],
-            messaging_type=p.get("messaging_type", "RESPONSE"),
-            tag=p.get("tag"),
+            messaging_type=messaging_type,
+            tag=tag,
             reply_to_mid=p.get("reply_to_mid"),
         )
         return dict(answer), []
@@ -84,6 +86,30 @@ async def perform(rt: Runtime, row: Mapping[str, Any]) -> tuple[dict[str, Any], 
             raise ValueError(f"unknown thread-control action {action!r}")
         return dict(answer), []
     raise ValueError(f"unknown outbox kind {kind!r}")
+
+
+class WindowClosedAtSend(Exception):
+    """The message window closed between the decision and the send: nothing is sent."""
+
+
+def window_at_send(rt: Runtime, row: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The window rule again at send time (docs/platform.md 4.5): a message decided at 23 h
+    59 and sent after retries at 24 h 05 must carry HUMAN_AGENT if a human wrote it, and must
+    not go out at all if automation did. Decided on the conversation as it is now (a newer
+    customer message reopens the window)."""
+    p = row["payload"]
+    app = rt.config.app(row["app"])
+    human = app is not None and app.kind == "human" and p.get("purpose", "reply") == "reply"
+    view = ConversationView.from_json(row["view"]) if row["view"] else None
+    if view is None:
+        return p.get("messaging_type", "RESPONSE"), p.get("tag")
+    verdict = check_send(
+        view, rt.clock.now(), author_kind="human" if human else "bot", policy=rt.policy
+    )
+    if not verdict.allowed:
+        message = verdict.refusal.message if verdict.refusal else "the window is closed"
+        raise WindowClosedAtSend(f"window closed at send time: {message}")
+    return verdict.messaging_type or "RESPONSE", verdict.tag
 
 
 async def deliver(rt: Runtime, row: Mapping[str, Any]) -> tuple[dict[str, Any], list[Row]]:

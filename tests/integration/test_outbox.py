@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -26,6 +26,7 @@ from orchestrator.ops.metrics import Metrics
 from orchestrator.sandbox.runner import _free_port
 from orchestrator.store.database import create_pool
 from orchestrator.store.queries import q
+from state_machines import ConversationView
 from tests.conftest import ACCOUNT_ID, config_data, make_config
 from tests.meta_mock import MetaMock
 
@@ -377,3 +378,46 @@ async def test_a_graph_timeout_is_retried_the_second_documented_duplicate_window
         calls = [c for cs in meta.requests.values() for c in cs]
     assert len(calls) == 2
     assert await statuses(runtime.pool) == [("done", 2)]
+
+
+async def test_the_window_is_checked_again_at_send_time(runtime: Runtime) -> None:
+    """Issue 9.5: a human reply decided inside 24 h but sent (after retries) past it goes out
+    tagged HUMAN_AGENT; an automated one is not sent at all."""
+    cid = await add_rows(runtime.pool, [])
+    last = runtime.clock.now() - timedelta(hours=25)
+    await runtime.pool.execute(
+        "UPDATE conversations SET view = $2::jsonb WHERE id = $1",
+        cid,
+        json.dumps(
+            {
+                **ConversationView(locale="de").to_json(),
+                "last_customer_message_at": last.isoformat(),
+            }
+        ),
+    )
+    human = (
+        "send_message",
+        "support",
+        {
+            "message": {"text": "Hallo"},
+            "messaging_type": "RESPONSE",
+            "tag": None,
+            "purpose": "reply",
+        },
+    )
+    await add_rows(runtime.pool, [human, send("bot too late")])
+    with MetaMock() as meta:
+        meta.post(SEND, payload={"recipient_id": CUSTOMER, "message_id": "m1"})
+        d = Dispatcher(runtime)
+        while await d.run_once():
+            pass
+        bodies = [
+            c.kwargs.get("json") or json.loads(c.kwargs["data"])
+            for (_m, _u), cs in meta.requests.items()
+            for c in cs
+        ]
+    assert len(bodies) == 1
+    assert bodies[0]["messaging_type"] == "MESSAGE_TAG" and bodies[0]["tag"] == "HUMAN_AGENT"
+    rows = await runtime.pool.fetch("SELECT status, last_error FROM outbox ORDER BY id")
+    assert rows[0]["status"] == "done"
+    assert rows[1]["status"] == "dead" and "window closed at send time" in rows[1]["last_error"]
