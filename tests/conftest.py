@@ -180,3 +180,12 @@ async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {predicate}")
         await asyncio.sleep(interval)
+
+
+@pytest.fixture(autouse=True)
+def _default_logging() -> None:
+    """Every test starts with the service's default log set-up: CLI commands run in-process
+    by other tests switch to quieter levels (e.g. `check-config` logs only criticals)."""
+    from orchestrator.ops import logs
+
+    logs.configure()

@@ -20,13 +20,12 @@ import asyncpg
 
 from orchestrator.clock import Clock
 from orchestrator.engine.wakeup import Waker
-from orchestrator.graph import split_text
+from orchestrator.graph.text import MAX_TEXT_BYTES, split_text
 from orchestrator.store.intake import action_row, store_rows
 from orchestrator.store.queries import q
 from state_machines import ActionError, action_from_json
 
 WAIT_FOR_DECISION_S = 10.0
-SEND_API_TEXT_BYTES = 1000  # Meta's Send API limit per text message (docs/platform.md 4.3)
 
 
 class ReplyTooLong(ValueError):
@@ -34,7 +33,7 @@ class ReplyTooLong(ValueError):
 
     def __init__(self, parts: int, max_parts: int) -> None:
         super().__init__(
-            f"the text needs {parts} messages of at most {SEND_API_TEXT_BYTES} bytes; at most "
+            f"the text needs {parts} messages of at most {MAX_TEXT_BYTES} bytes; at most "
             f"{max_parts} are sent for one reply (service.max_reply_parts)"
         )
         self.parts, self.max_parts = parts, max_parts
@@ -136,7 +135,7 @@ async def submit_action(
 def _reply_parts(action: Mapping[str, Any]) -> int:
     message = action.get("message")
     text = message.get("text") if isinstance(message, Mapping) else None
-    return len(split_text(text, SEND_API_TEXT_BYTES)) if isinstance(text, str) and text else 1
+    return len(split_text(text, MAX_TEXT_BYTES)) if isinstance(text, str) and text else 1
 
 
 async def _await_decision(pool: asyncpg.Pool, event_id: int, wait_s: float) -> Any:

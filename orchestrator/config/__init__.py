@@ -4,12 +4,7 @@
 key path, `loading` reads the file and the environment and assembles the whole.
 """
 
-from orchestrator.config.loading import (
-    DEFAULT_CONFIG_PATH,
-    build_config,
-    load_config,
-    parse_duration,
-)
+from orchestrator.config.loading import DEFAULT_CONFIG_PATH, build_config, load_config
 from orchestrator.config.types import (
     AccountConfig,
     AppConfig,
@@ -20,6 +15,7 @@ from orchestrator.config.types import (
     Secret,
     ServiceConfig,
 )
+from orchestrator.config.validation import parse_duration
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",

@@ -23,14 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.config.types import (
-    AccountConfig,
-    AppConfig,
     Config,
-    DisclosureConfig,
-    HandoverConfig,
-    RateLimitConfig,
-    Secret,
-    ServiceConfig,
 )
 from orchestrator.config.validation import (
     TOP_KEYS,
@@ -41,24 +34,11 @@ from orchestrator.config.validation import (
     _rate_limits,
     _Reader,
     _service,
-    parse_duration,
 )
 from orchestrator.errors import ConfigError
 
-__all__ = [
-    "DEFAULT_CONFIG_PATH",
-    "AccountConfig",
-    "AppConfig",
-    "Config",
-    "DisclosureConfig",
-    "HandoverConfig",
-    "RateLimitConfig",
-    "Secret",
-    "ServiceConfig",
-    "build_config",
-    "load_config",
-    "parse_duration",
-]
+# The package (`orchestrator.config`) is the public face: it re-exports these and the types.
+__all__ = ["DEFAULT_CONFIG_PATH", "build_config", "load_config"]
 
 DEFAULT_CONFIG_PATH = Path("config/orchestrator.toml")
 # The sandbox config ships inside the package, so an installed wheel runs from any directory.

@@ -44,6 +44,7 @@ from orchestrator.engine.runtime import Runtime
 from orchestrator.engine.throttle import AccountPauses
 from orchestrator.graph import GraphError, HttpDeliveryError, NotThreadOwner, RateLimited
 from orchestrator.store.intake import Row, store_rows
+from orchestrator.store.outage import is_outage
 from orchestrator.store.queries import q
 
 log = structlog.get_logger(__name__)
@@ -247,7 +248,7 @@ class Dispatcher:
             async with self.rt.pool.acquire() as conn, conn.transaction():
                 await self._write(conn, batch)
         except STORE_ERRORS as exc:
-            if isinstance(exc, asyncpg.PostgresError) and not _is_unavailable(exc):
+            if not is_outage(exc):
                 await self._write_one_by_one(batch)
             else:
                 # The database is away: keep the outcomes (their rows stay leased and
@@ -398,9 +399,3 @@ class Dispatcher:
         for r in rows:
             log.warning("outbox_row_recovered", outbox_id=r["id"], status=r["status"])
         return len(rows)
-
-
-def _is_unavailable(exc: asyncpg.PostgresError) -> bool:
-    """Connection-level trouble (the server going away), as opposed to a refused value."""
-    sqlstate = getattr(exc, "sqlstate", "") or ""
-    return sqlstate.startswith(("08", "57", "53"))  # connection, operator intervention, resources

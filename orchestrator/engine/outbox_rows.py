@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from orchestrator.graph import split_text
+from orchestrator.graph.text import MAX_TEXT_BYTES, split_text
 from state_machines import (
     CancelTimer,
     CheckOwner,
@@ -24,8 +24,6 @@ from state_machines import (
 )
 
 META_LANE = "meta"
-# Meta's Send API limit for one text message, in bytes (docs/platform.md, "Send API").
-TEXT_LIMIT_BYTES = 1000
 
 
 def delivery_lane(app: str) -> str:
@@ -88,13 +86,9 @@ def split_message(message: dict[str, Any]) -> list[dict[str, Any]]:
     """Text over Meta's 1000-byte limit becomes several messages, in order; quick replies
     ride on the last one (they belong to the question, which ends the text)."""
     text = message.get("text")
-    if (
-        not isinstance(text, str)
-        or len(text.encode()) <= TEXT_LIMIT_BYTES
-        or "attachment" in message
-    ):
+    if not isinstance(text, str) or len(text.encode()) <= MAX_TEXT_BYTES or "attachment" in message:
         return [message]
-    chunks = split_text(text, TEXT_LIMIT_BYTES)
+    chunks = split_text(text, MAX_TEXT_BYTES)
     out: list[dict[str, Any]] = [{"text": c} for c in chunks]
     out[-1].update({k: v for k, v in message.items() if k != "text"})
     return out

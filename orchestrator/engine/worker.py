@@ -30,17 +30,12 @@ from orchestrator.engine.processing import ConversationProcessor, IdPool
 from orchestrator.engine.triggers import typed_event
 from orchestrator.engine.writes import Writes
 from orchestrator.ops.metrics import Metrics
+from orchestrator.store.outage import is_outage
 from orchestrator.store.queries import q
 from state_machines import check_app_roles
 
 log = structlog.get_logger(__name__)
 HOUSEKEEPING_S = 0.1
-CONNECTION_ERRORS = (
-    OSError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.CannotConnectNowError,
-)
 
 
 class EventWorker:
@@ -122,9 +117,9 @@ class EventWorker:
     async def _step(self, conn: asyncpg.Connection) -> int:
         try:
             done, outbox = await self._batch(conn, safe=False)
-        except CONNECTION_ERRORS:
-            raise
         except Exception as exc:
+            if is_outage(exc):  # not the batch's fault (connection, deadlock): try again later
+                raise
             log.warning("batch_failed_redone_one_by_one", error=f"{type(exc).__name__}: {exc}")
             done, outbox = await self._batch(conn, safe=True)
         if outbox:
@@ -183,9 +178,11 @@ class EventWorker:
         cp = writes.checkpoint()
         try:
             result = await self.processor.process(conn, conversation, event, writes, ids)
-        except (asyncpg.PostgresError, *CONNECTION_ERRORS):
-            raise
+        except asyncpg.PostgresError:
+            raise  # the transaction is aborted: the batch is redone one event at a time
         except Exception as exc:
+            if is_outage(exc):
+                raise
             writes.rollback(cp)
             conversation.clear()
             conversation.update(snapshot)
@@ -210,9 +207,9 @@ class EventWorker:
                 outbox = writes.pending_outbox
                 await writes.flush(conn)
                 return outbox
-        except CONNECTION_ERRORS:
-            raise
         except Exception as exc:
+            if is_outage(exc):
+                raise
             writes.clear()
             conversation.clear()
             conversation.update(snapshot)

@@ -121,20 +121,33 @@ def action_row(
 
 
 async def store_rows(
-    conn: asyncpg.Connection,
-    rows: Sequence[Row],
-    received_by: str | None,
-    raw_problem: tuple[str, str] | None = None,
+    conn: asyncpg.Connection, rows: Sequence[Row], received_by: str | None
 ) -> list[asyncpg.Record]:
-    """Store rows (and a flagged raw body) in one call; returns the rows that were new.
+    """Store our own rows (actions, reconciliations) in one call; returns the new ones
+    (`event_id`, `event_kind`). The same intake function as webhooks, without flags.
 
     Atomic on its own; inside a caller's transaction it commits with the caller's writes.
     """
-    if not rows and raw_problem is None:
+    if not rows:
         return []
+    payloads = [json.dumps(r.payload, default=str) for r in rows]
+    records = await _intake(conn, received_by, rows, payloads, [None] * len(rows), None, None)
+    return [r for r in records if r["event_id"] is not None]
+
+
+async def _intake(
+    conn: asyncpg.Connection,
+    received_by: str | None,
+    rows: Sequence[Row],
+    payloads: Sequence[str],
+    flags: Sequence[str | None],
+    raw: bytes | None,
+    problem: str | None,
+) -> list[asyncpg.Record]:
+    """One round trip: `orchestrator_intake` (migration 0003) with every item."""
     return list(
         await conn.fetch(
-            q("intake"),
+            q("intake_items"),
             received_by,
             [r.account_id for r in rows],
             [r.customer_id for r in rows],
@@ -143,9 +156,10 @@ async def store_rows(
             [r.source for r in rows],
             [r.mid for r in rows],
             [r.occurred_at for r in rows],
-            [json.dumps(r.payload, default=str) for r in rows],
-            raw_problem[0] if raw_problem else None,
-            raw_problem[1] if raw_problem else None,
+            list(payloads),
+            list(flags),
+            raw,
+            problem,
         )
     )
 
@@ -229,23 +243,7 @@ async def _call(
     for attempt in (1, 2, 3):
         try:
             async with pool.acquire() as conn:
-                return list(
-                    await conn.fetch(
-                        q("intake_items"),
-                        app,
-                        [r.account_id for r in rows],
-                        [r.customer_id for r in rows],
-                        [r.dedup_key for r in rows],
-                        [r.kind for r in rows],
-                        [r.source for r in rows],
-                        [r.mid for r in rows],
-                        [r.occurred_at for r in rows],
-                        list(payloads),
-                        list(flags),
-                        raw,
-                        problem,
-                    )
-                )
+                return await _intake(conn, app, rows, payloads, flags, raw, problem)
         except asyncpg.DeadlockDetectedError:
             # Two POSTs with the same events in different orders (redelivery, batches) can
             # cross on the unique index; PostgreSQL aborts one, which is safe to repeat at

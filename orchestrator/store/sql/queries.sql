@@ -1,9 +1,5 @@
 -- Named queries: `-- name: <query_name>` starts one. Parameters are always bound.
 
--- name: intake
--- One round trip for a whole webhook POST (see orchestrator_intake in migrations/0001).
-SELECT event_id, event_kind FROM orchestrator_intake($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11);
-
 -- name: notify_events
 SELECT pg_notify('orchestrator_events', '');
 
