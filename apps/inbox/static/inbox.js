@@ -100,12 +100,13 @@
     if (!live || body.getAttribute("data-live") !== "on" || !window.EventSource) return;
     var status = document.querySelector(".live-status");
     var scope = live.getAttribute("data-live-scope");
-    var first = true;
     var source = new EventSource(body.getAttribute("data-base") + "/events");
     source.addEventListener("ready", function () {
       if (status) { status.textContent = body.getAttribute("data-text-live"); status.classList.remove("off"); }
-      if (!first) schedule(); // reconnected: catch up on anything missed
-      first = false;
+      // Connected (first time or again): catch up on whatever changed between the page's
+      // render and this moment — e.g. a reply's transcript line written right after the
+      // redirect that rendered the page; its notification went out before we listened.
+      schedule();
     });
     source.addEventListener("changed", function (e) {
       var ids = (e.data || "").split(",");

@@ -143,7 +143,12 @@ WITH done AS (
          AS t(cid, mid, author, purpose, text, attachments, outbox_id, ord)
     WHERE t.outbox_id IN (SELECT id FROM done)
     ORDER BY t.ord
-    ON CONFLICT (conversation_id, mid) WHERE mid IS NOT NULL DO NOTHING
+    -- Meta's echo of this very message may have been transcribed first (the echo webhook
+    -- can arrive before our completion is written): our record knows more (which row,
+    -- why), so it completes the echo's line instead of being dropped.
+    ON CONFLICT (conversation_id, mid) WHERE mid IS NOT NULL DO UPDATE
+    SET outbox_id = excluded.outbox_id, purpose = excluded.purpose, author = excluded.author
+    WHERE messages.outbox_id IS NULL AND messages.direction = 'out'
 )
 SELECT id FROM done;
 
