@@ -304,7 +304,7 @@ def action_from_json(data: Any) -> Action:
         raise ActionError(
             "type", f"unknown action type {kind!r}; expected one of {', '.join(_BY_TYPE)}"
         )
-    allowed = ("type", *_FIELDS[kind])
+    allowed = tuple(dict.fromkeys(("type", *_FIELDS[kind])))  # each field named once
     for key in data:
         if key not in allowed:
             raise ActionError(
