@@ -38,6 +38,7 @@ from state_machines.triggers import (
     AppRolesChanged,
     CustomerActivity,
     CustomerMessage,
+    DisclosureUndelivered,
     Echo,
     MetaHandover,
     OwnerReconciled,
@@ -161,6 +162,8 @@ def classify_input(view: ConversationView, trig: Trigger, policy: Policy) -> Cla
         return Classified(f"owner_reconciled:{owner.kind}", target=owner, metadata="reconciled")
     if isinstance(trig, AppRolesChanged):
         return Classified("meta:app_roles")
+    if isinstance(trig, DisclosureUndelivered):
+        return Classified("disclosure_undelivered")
     if isinstance(trig, TimerFired):
         if trig.generation != view.timer_generation:
             return Classified(

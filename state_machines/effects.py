@@ -57,6 +57,9 @@ class SendMessage:
     tag: str | None
     purpose: Literal["reply", "disclosure", "notice"]
     reply_to_mid: str | None = None
+    # Written by automation (a bot app, or the disclosure itself): such a message depends on
+    # the disclosure before it being delivered (issue 9.4; the outbox holds it otherwise).
+    automated: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,6 +70,7 @@ class SendMessage:
             "tag": self.tag,
             "purpose": self.purpose,
             "reply_to_mid": self.reply_to_mid,
+            "automated": self.automated,
         }
 
 

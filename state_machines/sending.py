@@ -66,7 +66,7 @@ def send_disclosure(run: Run, bot: AppSpec) -> None:
         run.note("disclosure stays due (window closed); it will precede the next automated message")
         return
     text = disclosure_text(run.view, run.policy)
-    run.emit(SendMessage(bot.name, {"text": text}, "RESPONSE", None, "disclosure"))
+    run.emit(SendMessage(bot.name, {"text": text}, "RESPONSE", None, "disclosure", automated=True))
     run.update(disclosed_at=run.now, disclosure_due=False)
 
 
@@ -83,7 +83,9 @@ def automated_send(
         return verdict.refusal
     if disclosure_needed(run.view, run.now, run.policy):
         send_disclosure(run, app)
-    run.emit(SendMessage(app.name, message, "RESPONSE", None, purpose, reply_to_mid))
+    run.emit(
+        SendMessage(app.name, message, "RESPONSE", None, purpose, reply_to_mid, automated=True)
+    )
     run.update(last_automated_at=run.now)
     return None
 

@@ -5,7 +5,8 @@ transition name), `_internal` (effects or bookkeeping, control stays), `_noop` (
 or `_refuse` (a refusal code). Each row names its handler, a public function of one of the
 `state_machines.handlers` modules, grouped by trigger family: `customer` (customer events and
 echoes), `message_actions` and `control_actions` (our apps' actions), `meta` (Meta's handover
-webhooks and thread_owner reconciliation) and `timers`.
+webhooks and thread_owner reconciliation), `outbox` (an effect the outbox gave up on) and
+`timers`.
 
 `conversation.build_machine` declares these rows as `transitions` states and transitions;
 TRIGGER_NAMES, TRANSITION_TABLE and ROW_LABELS are derived from them, and so are the diagram
@@ -19,7 +20,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from state_machines.handlers import control_actions, customer, message_actions, meta, timers
+from state_machines.handlers import (
+    control_actions,
+    customer,
+    message_actions,
+    meta,
+    outbox,
+    timers,
+)
 from state_machines.model import State
 from state_machines.rules import B, H, P
 from state_machines.run import Run
@@ -365,6 +373,17 @@ ROW_SPECS: tuple[RowSpec, ...] = (
           "thread_owner names a foreign app: human."),
     _move(H, "owner_reconciled:foreign", H, "reconcile", meta.to_foreign_owner,
           "thread_owner names a different foreign app: it holds the thread."),
+    # --- the outbox reports an effect it gave up on ---------------------------------------------
+    _internal(B, "disclosure_undelivered", outbox.disclosure_undelivered,
+              "The outbox gave up on a disclosure: the automated messages queued behind it were "
+              "held (not sent); the disclosure is due again and precedes the next automated "
+              "message."),
+    _internal(P, "disclosure_undelivered", outbox.disclosure_undelivered,
+              "The outbox gave up on a disclosure: automated messages behind it held; the "
+              "disclosure is due again for when automation speaks next."),
+    _internal(H, "disclosure_undelivered", outbox.disclosure_undelivered,
+              "The outbox gave up on a disclosure: automated messages behind it held; the "
+              "disclosure is due again for when automation speaks next."),
     # --- timers (a firing whose generation is not the current one is timer:stale) -----------------
     _noop(B, "timer:pending_timeout", timers.not_applicable,
           "Not pending any more: ignored."),

@@ -152,6 +152,20 @@ class OwnerReconciled:
             require_aware(self.expires_at, "OwnerReconciled.expires_at")
 
 
+@dataclass(frozen=True, slots=True)
+class DisclosureUndelivered:
+    """The outbox gave up on a disclosure (issue 9.4): Meta never got it, so the customer was
+    not told. The automated messages queued behind it were held (not sent, `held` of them);
+    the disclosure is due again. `at` is our clock."""
+
+    at: datetime
+    held: int = 0
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        require_aware(self.at, "DisclosureUndelivered.at")
+
+
 Trigger = (
     CustomerMessage
     | CustomerActivity
@@ -161,4 +175,5 @@ Trigger = (
     | AppRolesChanged
     | TimerFired
     | OwnerReconciled
+    | DisclosureUndelivered
 )

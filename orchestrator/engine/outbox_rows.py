@@ -50,12 +50,15 @@ def rows_for(effect: Any) -> list[tuple[str, str, str, dict[str, Any]]]:
     """(kind, app, lane, payload) for one effect; timers are not outbox rows."""
     payload: dict[str, Any]
     if isinstance(effect, SendMessage):
-        base = {
+        base: dict[str, Any] = {
             "messaging_type": effect.messaging_type,
             "tag": effect.tag,
             "purpose": effect.purpose,
             "reply_to_mid": effect.reply_to_mid,
         }
+        if effect.automated:
+            # Held by the database when the disclosure before it is dead-lettered (0009).
+            base["automated"] = True
         return [
             ("send_message", effect.app, META_LANE, {**base, "message": m})
             for m in split_message(dict(effect.message))

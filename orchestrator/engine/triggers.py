@@ -23,6 +23,7 @@ from state_machines import (
     AppRolesChanged,
     CustomerActivity,
     CustomerMessage,
+    DisclosureUndelivered,
     Echo,
     MetaHandover,
     OwnerReconciled,
@@ -101,6 +102,11 @@ async def trigger_for(
             at=at,
             owner_app_id=payload.get("owner_app_id"),
             expires_at=datetime.fromisoformat(expires) if expires else None,
+        ), None
+    if kind == "disclosure_undelivered":
+        # Written by the database when it dead-letters a disclosure (migration 0009).
+        return DisclosureUndelivered(
+            at=at, held=int(payload.get("held") or 0), reason=payload.get("reason")
         ), None
     typed = typed_event(row, conversation["account_id"])
     if typed is None:

@@ -38,10 +38,13 @@ async def metrics(request: web.Request) -> web.Response:
         async with request.app[POOL].acquire(timeout=2) as conn:
             depth = await conn.fetchrow(q("queue_depth"))
             outbox = await conn.fetchrow(q("outbox_depth"))
+            held = await conn.fetchrow(q("disclosure_holds"))
         m.queue_depth.set(depth["pending"])
         m.oldest_pending.set(depth["oldest_age_s"])
         m.outbox_depth.set(outbox["open"])
         m.dead_letters.set(outbox["dead"])
+        m.disclosures_undelivered.set(held["disclosures"])
+        m.held_automated.set(held["held"])
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
         pass  # counters still render; gauges keep their last values
     return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE})

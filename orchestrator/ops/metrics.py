@@ -74,6 +74,16 @@ class Metrics:
         self.dead_letters = Gauge(
             "orchestrator_dead_letters", "Outbox rows dead-lettered", registry=r
         )
+        self.disclosures_undelivered = Gauge(
+            "orchestrator_disclosures_undelivered",
+            "Disclosures dead-lettered (Meta never got them; the disclosure was re-armed)",
+            registry=r,
+        )
+        self.held_automated = Gauge(
+            "orchestrator_automated_messages_held",
+            "Automated messages not sent because the disclosure before them was not delivered",
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,0 +1,10 @@
+-- Named queries of protocol fidelity (issue 9; migration 0009). Kept apart from the
+-- engine's hot-path queries (queries.sql).
+
+-- name: disclosure_holds
+-- Issue 9.4: disclosures dead-lettered, and the automated messages held (not sent) because
+-- the disclosure before them was not delivered.
+SELECT count(*) FILTER (WHERE kind = 'send_message' AND payload->>'purpose' = 'disclosure')
+           AS disclosures,
+       count(*) FILTER (WHERE last_error LIKE 'disclosure_undelivered:%') AS held
+FROM outbox WHERE status = 'dead';
