@@ -82,3 +82,110 @@ FOR EACH ROW
 WHEN (NEW.status = 'dead' AND OLD.status <> 'dead' AND NEW.kind = 'send_message'
       AND NEW.payload->>'purpose' = 'disclosure')
 EXECUTE FUNCTION orchestrator_disclosure_undelivered();
+
+-- 9.7 An unsend erases every stored copy of the message. Besides the event log, the
+-- transcript (0001) and the sub-apps' deliveries (0007): the raw webhook bodies kept for
+-- audit and replay (`raw_deliveries`, issue 10: a flagged POST's exact bytes, or one item
+-- PostgreSQL refused). A body that holds the unsent mid is redacted structurally: every JSON
+-- object carrying that mid with content (text, attachments, quick reply, referral, reply_to:
+-- the message itself, its edits, its standby copy) becomes `{"mid": …, "erased": true}`;
+-- the rest of the POST stays for audit (no longer byte-exact, and `problem` says so). A body
+-- that cannot be read as JSON (that is often why it was kept) is wiped whole: privacy first.
+-- raw_deliveries holds flagged POSTs only, so the scan is small; it runs only for unsends.
+
+-- Objects that carry `mid` in p_mids and content are replaced by a tombstone, recursively.
+CREATE FUNCTION orchestrator_redact(p_doc jsonb, p_mids text[]) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    out jsonb;
+BEGIN
+    IF jsonb_typeof(p_doc) = 'object' THEN
+        IF (p_doc->>'mid') = ANY (p_mids)
+           AND p_doc ?| ARRAY['text', 'attachments', 'quick_reply', 'referral', 'reply_to'] THEN
+            RETURN jsonb_build_object('mid', p_doc->>'mid', 'erased', true);
+        END IF;
+        SELECT coalesce(jsonb_object_agg(k, orchestrator_redact(v, p_mids)), '{}'::jsonb)
+        INTO out FROM jsonb_each(p_doc) AS t(k, v);
+        RETURN out;
+    ELSIF jsonb_typeof(p_doc) = 'array' THEN
+        SELECT coalesce(jsonb_agg(orchestrator_redact(v, p_mids) ORDER BY n), '[]'::jsonb)
+        INTO out FROM jsonb_array_elements(p_doc) WITH ORDINALITY AS t(v, n);
+        RETURN out;
+    END IF;
+    RETURN p_doc;
+END;
+$$;
+
+-- The redacted bytes of a raw body, or NULL when it cannot be read as JSON (wiped).
+CREATE FUNCTION orchestrator_redact_raw(p_bytes bytea, p_mids text[]) RETURNS bytea
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN convert_to(orchestrator_redact(convert_from(p_bytes, 'UTF8')::jsonb, p_mids)::text,
+                      'UTF8');
+EXCEPTION WHEN data_exception OR character_not_in_repertoire OR untranslatable_character
+               OR invalid_parameter_value OR program_limit_exceeded THEN
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION orchestrator_erase(p_account_ids text[], p_mids text[]) RETURNS void
+LANGUAGE sql VOLATILE AS $$
+    WITH gone AS (
+        SELECT DISTINCT t.account_id, t.mid FROM unnest(p_account_ids, p_mids) AS t(account_id, mid)
+        WHERE t.mid IS NOT NULL
+    ), erased_events AS (
+        UPDATE events ev
+        SET payload = jsonb_build_object('erased', true, 'mid', ev.mid), erased = true
+        FROM gone
+        WHERE ev.account_id = gone.account_id AND ev.mid = gone.mid
+          AND ev.kind IN ('message', 'message_edit') AND NOT ev.erased
+        RETURNING ev.id
+    ), erased_deliveries AS (
+        UPDATE outbox o
+        SET payload = CASE
+            WHEN o.payload->'event'->>'mid' = gone.mid THEN jsonb_set(
+                o.payload, '{event}',
+                jsonb_build_object('type', o.payload->'event'->'type',
+                                   'kind', o.payload->'event'->'kind',
+                                   'mid', gone.mid, 'erased', true))
+            ELSE jsonb_set(o.payload, '{event,event}',
+                           jsonb_build_object('mid', gone.mid, 'erased', true))
+        END
+        FROM gone
+        WHERE o.kind = 'deliver'
+          AND o.conversation_id IN (SELECT ev.conversation_id FROM events ev
+                                    WHERE ev.account_id = gone.account_id AND ev.mid = gone.mid)
+          AND ((o.payload->'event'->>'mid' = gone.mid
+                AND o.payload->'event'->>'kind' IN ('message', 'message_edit')
+                AND NOT coalesce((o.payload->'event'->>'erased')::boolean, false))
+               OR (o.payload->'event'->'event'->>'mid' = gone.mid
+                   AND NOT coalesce((o.payload->'event'->'event'->>'erased')::boolean, false)))
+        RETURNING o.id
+    ), raw AS (
+        SELECT r.id, orchestrator_redact_raw(coalesce(r.body_bytes, convert_to(r.body, 'UTF8')),
+                                             (SELECT array_agg(mid) FROM gone)) AS redacted
+        FROM raw_deliveries r
+        WHERE EXISTS (
+            SELECT 1 FROM gone
+            WHERE position(convert_to(gone.mid, 'UTF8')
+                           IN coalesce(r.body_bytes, convert_to(r.body, 'UTF8'))) > 0
+               OR position(convert_to(replace(gone.mid, '/', '\/'), 'UTF8')
+                           IN coalesce(r.body_bytes, convert_to(r.body, 'UTF8'))) > 0)
+    ), erased_raw AS (
+        UPDATE raw_deliveries r
+        SET body_bytes = raw.redacted,
+            body = orchestrator_text_or_null(raw.redacted),
+            problem = left(r.problem, 3800) || CASE WHEN raw.redacted IS NULL
+                THEN '; wiped: it held a message the customer unsent and could not be redacted'
+                ELSE '; redacted: a message the customer unsent was erased (no longer the exact bytes)'
+            END
+        FROM raw WHERE r.id = raw.id
+          AND raw.redacted IS DISTINCT FROM coalesce(r.body_bytes, convert_to(r.body, 'UTF8'))
+        RETURNING r.id
+    )
+    UPDATE messages m
+    SET text = NULL, attachments = NULL, deleted_at = coalesce(m.deleted_at, now())
+    FROM gone, conversations c
+    WHERE m.conversation_id = c.id AND c.account_id = gone.account_id
+      AND m.mid = gone.mid AND m.direction = 'in' AND m.deleted_at IS NULL;
+$$;
