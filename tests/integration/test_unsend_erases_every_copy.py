@@ -77,9 +77,8 @@ async def copies_of(db_url: str, needle: str) -> list[str]:
         for c in columns:
             table, column = c["table_name"], c["column_name"]
             if c["data_type"] == "bytea":
-                where = f'position(convert_to($1, \'UTF8\') IN "{column}") > 0'
+                where = f"position(convert_to($1, 'UTF8') IN \"{column}\") > 0"
             else:
-                # jsonb text escapes non-ASCII the way JSON may: compare both forms.
                 where = f'strpos("{column}"::text, $1) > 0'
             n = await conn.fetchval(f'SELECT count(*) FROM "{table}" WHERE {where}', needle)
             if n:
