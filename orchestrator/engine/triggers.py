@@ -111,7 +111,15 @@ async def trigger_for(
     typed = typed_event(row, conversation["account_id"])
     if typed is None:
         return None, None
+    if kind == "reaction" and row["mid"] and await _unsent(conn, conversation, row["mid"]):
+        # The message is gone (unsent, its content erased): a reaction to it is recorded,
+        # never forwarded to the sub-apps (they were told message_deleted).
+        return None, typed
     return _webhook_trigger(conversation, row, typed, apps), typed
+
+
+async def _unsent(conn: asyncpg.Connection, conversation: Mapping[str, Any], mid: str) -> bool:
+    return bool(await conn.fetchval(q("mid_unsent"), conversation["account_id"], mid))
 
 
 def copy_evidence(row: Mapping[str, Any], apps: int) -> dict[str, Any]:

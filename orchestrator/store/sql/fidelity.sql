@@ -8,3 +8,8 @@ SELECT count(*) FILTER (WHERE kind = 'send_message' AND payload->>'purpose' = 'd
            AS disclosures,
        count(*) FILTER (WHERE last_error LIKE 'disclosure_undelivered:%') AS held
 FROM outbox WHERE status = 'dead';
+
+-- name: mid_unsent
+-- Whether the customer unsent this message (a reaction to it is recorded, not forwarded).
+SELECT EXISTS (SELECT 1 FROM events WHERE account_id = $1 AND mid = $2
+               AND kind = 'message_deleted') AS unsent;
