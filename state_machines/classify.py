@@ -85,13 +85,35 @@ def standby_only(
 ) -> bool:
     """Ownership evidence (docs/platform.md 2.9): a standby copy received by the app we believe in
     control proves that app does not own the thread (Meta sends each app one copy), so an
-    app outside our belief owns it. `received_by=None` means the edge vouches that no app of
-    ours got the event in `messaging[]`. A standby copy received by another app proves
-    nothing about the controller (it gets standby copies anyway)."""
+    app outside our belief owns it; so do standby copies to every app of ours. With several
+    apps the controller's copy may be a duplicate intake did not store: `standby_by` lists
+    the apps whose standby copies were seen. `received_by=None` means the edge vouches that
+    no app of ours got the event in `messaging[]`. A standby copy received by another app
+    alone proves nothing about the controller (it gets standby copies anyway)."""
     believed = controller(view, policy)
-    if trig.source != "standby" or believed is None:
+    if believed is None:
         return False
-    return trig.received_by is None or trig.received_by == believed.name
+    if believed.name in trig.standby_by:
+        return True  # its own copy was a standby one, whichever copy was stored
+    if trig.source != "standby":
+        return False
+    if trig.received_by is None or trig.received_by == believed.name:
+        return True
+    # Every app of ours got only a standby copy: no app of ours owns the thread.
+    return {a.name for a in policy.apps} <= {trig.received_by, *trig.standby_by}
+
+
+def owner_evidence(
+    view: ConversationView, trig: CustomerMessage | CustomerActivity, policy: Policy
+) -> bool:
+    """The converse evidence (docs/platform.md 2.9): Meta sends an event in `messaging[]`
+    only to the thread's owner (or, while the thread is idle, to the default app). An app of
+    ours receiving it there while we believe an app outside our config (an Inbox) holds the
+    thread means that app gave it up without a webhook we could see (a release sends none,
+    docs/platform.md 2.8): our belief is stale."""
+    if trig.source != "messaging" or view.foreign_owner_id is None:
+        return False
+    return policy.find_app(trig.received_by) is not None
 
 
 def _stale_handover(
@@ -127,8 +149,11 @@ def classify(view: ConversationView, trigger: Trigger, policy: Policy) -> str:
 
 
 def classify_input(view: ConversationView, trig: Trigger, policy: Policy) -> Classified:
-    if isinstance(trig, CustomerMessage | CustomerActivity) and standby_only(view, trig, policy):
-        return Classified("customer_standby")
+    if isinstance(trig, CustomerMessage | CustomerActivity):
+        if standby_only(view, trig, policy):
+            return Classified("customer_standby")
+        if owner_evidence(view, trig, policy):
+            return Classified("customer_as_owner")
     if isinstance(trig, CustomerMessage):
         asks = policy.mentions_escalation(trig.text) or policy.is_escalation_payload(
             trig.quick_reply_payload

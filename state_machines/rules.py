@@ -77,4 +77,7 @@ CLOCK_RULES: tuple[tuple[str, str], ...] = (
     ),
 )
 RULE_STANDBY = "an event no app of ours received as owner is never automated on"
+RULE_OWNER_EVIDENCE = (
+    "when Meta's evidence of ownership disagrees with our state, Meta is asked (thread_owner)"
+)
 RULE_STALE_HANDOVER = "older handover webhooks never override newer ones"

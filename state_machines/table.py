@@ -126,6 +126,17 @@ ROW_SPECS: tuple[RowSpec, ...] = (
     _internal(H, "customer_standby", customer.standby_only,
               "Our human app holding the thread got the event only as a standby copy: another "
               "app owns it. Standby copies only; Meta is asked who owns it (thread_owner)."),
+    _internal(B, "customer_as_owner", customer.as_owner_while_foreign,
+              "Only classified while a foreign app is believed to hold the thread (human state);"
+              " handled as there: standby copies only, Meta is asked (thread_owner)."),
+    _internal(P, "customer_as_owner", customer.as_owner_while_foreign,
+              "Only classified while a foreign app is believed to hold the thread (human state);"
+              " handled as there: standby copies only, Meta is asked (thread_owner)."),
+    _internal(H, "customer_as_owner", customer.as_owner_while_foreign,
+              "An app of ours got the event as owner (messaging) while we believe a foreign app "
+              "(an Inbox) holds the thread: it let go without a webhook (a release sends none). "
+              "Standby copies only, nothing automated; Meta is asked who owns it (thread_owner) "
+              "and the answer moves our state (idle or a bot: back to the bot, disclosure)."),
     _noop(B, "echo", customer.own_echo,
           "Echo of our bot's own message."),
     _noop(P, "echo", customer.own_echo,

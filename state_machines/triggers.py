@@ -47,6 +47,11 @@ class CustomerMessage:
     # vouches that no app of ours got the event in `messaging[]`.
     source: Source = "messaging"
     received_by: str | None = None
+    # Our apps known to have received a standby copy of this very event (Meta sends each
+    # app one copy; intake stores the first and records the standby copies it drops as
+    # duplicates): with several apps, the believed controller's standby copy is evidence
+    # even when another app's copy was the one stored.
+    standby_by: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         require_aware(self.at, "CustomerMessage.at")
@@ -64,6 +69,7 @@ class CustomerActivity:
     payload: str | None = None  # a postback's payload (may escalate)
     source: Source = "messaging"  # as for CustomerMessage
     received_by: str | None = None
+    standby_by: tuple[str, ...] = ()  # as for CustomerMessage
 
     def __post_init__(self) -> None:
         require_aware(self.at, "CustomerActivity.at")

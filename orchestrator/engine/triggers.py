@@ -8,7 +8,7 @@ it was answered already), which the window rule needs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -115,26 +115,57 @@ async def trigger_for(
         # The message is gone (unsent, its content erased): a reaction to it is recorded,
         # never forwarded to the sub-apps (they were told message_deleted).
         return None, typed
-    return _webhook_trigger(conversation, row, typed, apps), typed
+    copies = await _copies(conn, conversation, row, apps)
+    return _webhook_trigger(conversation, row, typed, apps, copies), typed
+
+
+async def _copies(
+    conn: asyncpg.Connection, conversation: Mapping[str, Any], row: Mapping[str, Any], apps: int
+) -> list[tuple[str, str]]:
+    """The copies of this customer event our apps received, duplicates included, as (app,
+    source) (migration 0009). Read only where they can change the decision: several apps, a
+    customer event, and a standby copy stored or one of our apps believed to hold the thread
+    (a messaging copy stored while idle or while an Inbox holds it says all there is)."""
+    if apps < 2 or (row["kind"] != "message" and row["kind"] not in ACTIVITY):
+        return []
+    owner = conversation["owner_app"]
+    ours_holds = owner is not None and not str(owner).startswith("foreign:")
+    if row["source"] != "standby" and not ours_holds:
+        return []
+    return [(r["app"], r["source"]) for r in await conn.fetch(q("event_copies"), row["id"])]
 
 
 async def _unsent(conn: asyncpg.Connection, conversation: Mapping[str, Any], mid: str) -> bool:
     return bool(await conn.fetchval(q("mid_unsent"), conversation["account_id"], mid))
 
 
-def copy_evidence(row: Mapping[str, Any], apps: int) -> dict[str, Any]:
+def copy_evidence(
+    row: Mapping[str, Any], apps: int, copies: Sequence[tuple[str, str]] = ()
+) -> dict[str, Any]:
     """Ownership evidence for the state machine (issue 9.1): which webhook field carried the
-    stored copy and which app of ours received it. Intake keeps only the first copy of an
-    event, so a stored standby copy is complete evidence only when we have a single app (its
-    copy is the only one). With several apps a messaging copy to another app may have been
-    dropped as a duplicate; until intake keeps every copy's evidence, that case counts as
-    messaging (Meta refusing the send then reconciles)."""
-    standby = row["source"] == "standby" and apps == 1
-    return {"source": "standby" if standby else "messaging", "received_by": row["received_by"]}
+    copy decided on and which app of ours received it, and which apps got standby copies.
+    Meta sends each app one copy: in `messaging[]` to the owner (or the default app while
+    idle), in `standby[]` to the others (docs/platform.md 2.9). Intake stores the first copy
+    only; `copies` are the others intake saw (duplicates included). A messaging copy says
+    the most (that app may answer), so it is the one decided on when intake stored a standby
+    copy first. (`apps` is kept for callers: with one app the stored copy is the only one.)"""
+    del apps
+    source = "standby" if row["source"] == "standby" else "messaging"
+    received_by = row["received_by"]
+    if source == "standby":
+        owner_copy = next((app for app, src in copies if src == "messaging"), None)
+        if owner_copy is not None:
+            source, received_by = "messaging", owner_copy
+    standby_by = tuple(sorted({app for app, src in copies if src == "standby"}))
+    return {"source": source, "received_by": received_by, "standby_by": standby_by}
 
 
 def _webhook_trigger(
-    conversation: Mapping[str, Any], row: Mapping[str, Any], typed: Event, apps: int
+    conversation: Mapping[str, Any],
+    row: Mapping[str, Any],
+    typed: Event,
+    apps: int,
+    copies: Sequence[tuple[str, str]] = (),
 ) -> Any:
     kind, at = row["kind"], row["occurred_at"]
     event_json = {**typed.to_json(), "type": str(typed.kind)}
@@ -146,7 +177,7 @@ def _webhook_trigger(
             quick_reply_payload=getattr(typed, "quick_reply_payload", None),
             has_attachments=bool(getattr(typed, "attachments", ())),
             event=event_json,
-            **copy_evidence(row, apps),
+            **copy_evidence(row, apps, copies),
         )
     if kind == "message_echo":
         return Echo(
@@ -178,7 +209,7 @@ def _webhook_trigger(
             opens_window=kind in OPENS_WINDOW,
             event=event_json,
             payload=getattr(typed, "payload", None),
-            **copy_evidence(row, apps),
+            **copy_evidence(row, apps, copies),
         )
     return None  # unknown: stored raw and flagged at intake, nothing to decide
 

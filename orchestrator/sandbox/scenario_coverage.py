@@ -52,6 +52,8 @@ TRIGGER_STEPS: dict[str, str] = {
     "meta:request": "`inbox: request` while an app of ours holds the thread",
     "meta:app_roles": "an app_roles webhook (not produced by the simulator)",
     "customer_standby": "`say` while an app outside our config holds the thread (scenario 41)",
+    "customer_as_owner": "`say` after the Instagram Inbox released the thread (`inbox: "
+    "release`, no webhook): our app gets it as owner (scenario 37)",
     "meta:superseded": "a handover webhook older than the last applied (no step delays one)",
     "meta:unordered": "a handover webhook stamped before our own later control decision (no step)",
     "owner_confirmed": "Meta's handover webhook confirming our own move (`act` pass/take)",

@@ -8,7 +8,7 @@ from state_machines.control import controller
 from state_machines.effects import CheckOwner, Deliver, ThreadControl
 from state_machines.model import FOREIGN_PREFIX
 from state_machines.moves import to_pending
-from state_machines.rules import META_CUSTOMER_REQUEST, RULE_STANDBY
+from state_machines.rules import META_CUSTOMER_REQUEST, RULE_OWNER_EVIDENCE, RULE_STANDBY
 from state_machines.run import Run
 from state_machines.sending import contact, route
 from state_machines.triggers import CustomerActivity, CustomerMessage, Echo
@@ -66,6 +66,30 @@ def standby_only(run: Run) -> None:
         f"a standby copy only: another app owns the thread ({RULE_STANDBY}); we believed "
         f"{believed.name if believed else 'nobody of ours'} in control; asking Meta "
         f"(thread_owner) with {asker.name}'s token"
+        + (f"; standby copies: {', '.join(copies)}" if copies else "")
+    )
+
+
+def as_owner_while_foreign(run: Run) -> None:
+    """An app of ours got the event as owner (`messaging[]`) while we believe an app outside
+    our config holds the thread (classify's `owner_evidence`): that app let go without a
+    webhook (an Inbox's release sends none). Nothing is automated on our stale belief: the
+    event goes where it would under that belief (standby copies), and Meta is asked who owns
+    the thread; the answer (OwnerReconciled) moves our state, e.g. back to the bot with a
+    fresh disclosure."""
+    trig = run.input
+    assert isinstance(trig, CustomerMessage | CustomerActivity)
+    opens = trig.opens_window if isinstance(trig, CustomerActivity) else True
+    contact(run, trig.at, opens_window=opens, ends_streak=False)
+    copies = [a.name for a in run.policy.apps if a.standby]
+    for name in copies:
+        run.emit(Deliver(name, trig.event, standby=True))
+    asker = run.policy.find_app(trig.received_by) or run.policy.primary
+    run.emit(CheckOwner(asker.name, "messaging_while_foreign"))
+    run.note(
+        f"{asker.name} got the event as owner while we believed "
+        f"{run.policy.owner_label(run.view.owner_app)} holds the thread ({RULE_OWNER_EVIDENCE}); "
+        f"asking Meta (thread_owner) with {asker.name}'s token"
         + (f"; standby copies: {', '.join(copies)}" if copies else "")
     )
 

@@ -121,6 +121,68 @@ def test_a_standby_postback_to_the_bot_is_evidence_too() -> None:
     assert decision.trigger_name == "customer_standby" and decision.transition is None
 
 
+def test_the_bot_s_standby_copy_counts_even_when_another_app_s_copy_was_stored() -> None:
+    """Several apps: intake stored support's standby copy; the bot's own copy (a duplicate
+    intake dropped) was a standby one too: the bot is not the owner, so it is not given the
+    message and Meta is asked."""
+    c = Conversation()
+    c.says("Hallo", T0)
+    copy = standby_copy(5, received_by="support", standby_by=("faq_bot", "support"))
+    decision = c.feed(copy)
+    assert decision.trigger_name == "customer_standby"
+    assert ("faq_bot", "customer", False) not in delivers(decision)
+    assert not [e for e in decision.effects if isinstance(e, SendMessage)]
+    assert checks(decision) == [CheckOwner("support", "standby_only")]
+
+
+def test_standby_copies_to_every_app_of_ours_are_evidence() -> None:
+    c = Conversation()
+    c.says("Hallo", T0)
+    every = standby_copy(5, received_by="sales", standby_by=("faq_bot", "sales", "support"))
+    assert c.feed(every).trigger_name == "customer_standby"
+
+
+def test_another_app_s_standby_copy_alone_proves_nothing_about_the_bot() -> None:
+    """The bot's copy may be the messaging one (not stored, or not arrived yet): routed."""
+    c = Conversation()
+    c.says("Hallo", T0)
+    decision = c.feed(standby_copy(5, received_by="support", standby_by=("support",)))
+    assert decision.trigger_name == "customer_message"
+    assert ("faq_bot", "customer", False) in delivers(decision)
+
+
+def test_a_messaging_copy_while_an_inbox_is_believed_to_hold_the_thread_is_checked() -> None:
+    """Bug 4a: the Instagram Inbox released the thread (no webhook); the customer's next
+    message reaches our primary as owner (default app of an idle thread). Nothing automated
+    on the stale belief; Meta is asked, and its answer brings the bot back with a fresh
+    disclosure."""
+    c = Conversation()
+    c.says("Hallo", T0)
+    c.act("faq_bot", Reply({"text": "Willkommen"}), T0)
+    c.feed(handover("take", INBOX, timedelta(minutes=1), prev="1001"))
+    assert c.view.owner_app == FOREIGN and c.view.state is State.HUMAN
+    message = CustomerMessage(
+        T0 + timedelta(minutes=5), "m9", "Hallo?", event={"text": "Hallo?"},
+        received_by="faq_bot",
+    )  # fmt: skip
+    decision = c.feed(message)
+    assert decision.trigger_name == "customer_as_owner" and c.view.state is State.HUMAN
+    assert ("faq_bot", "customer", False) not in delivers(decision)
+    assert checks(decision) == [CheckOwner("faq_bot", "messaging_while_foreign")]
+    back = c.feed(OwnerReconciled(T0 + timedelta(minutes=6), None))
+    assert back.transition == "reconcile" and c.view.state is State.BOT
+    assert [e.purpose for e in back.effects if isinstance(e, SendMessage)] == ["disclosure"]
+    assert ("faq_bot", "handover_ended", False) in delivers(back)
+
+
+def test_a_standby_copy_while_an_inbox_holds_the_thread_changes_nothing() -> None:
+    c = Conversation()
+    c.says("Hallo", T0)
+    c.feed(handover("take", INBOX, timedelta(minutes=1), prev="1001"))
+    decision = c.feed(standby_copy(5, received_by="faq_bot"))
+    assert decision.trigger_name == "customer_message" and not checks(decision)
+
+
 def test_a_standby_copy_while_our_human_app_holds_the_thread_is_checked() -> None:
     c = in_human()
     decision = c.feed(standby_copy(30, received_by="support"))

@@ -125,6 +125,11 @@ CASES: dict[str, Callable[[State], Case]] = {
         CustomerMessage(NOW, "m1", "Can I talk to a human?", event={"m": 1}),
     ),
     "customer_activity": lambda s: (VIEWS[s], CustomerActivity(NOW, "reaction", True, {"r": 1})),
+    # Our primary got the message as owner while an Inbox is believed to hold the thread.
+    "customer_as_owner": lambda s: (
+        VIEWS[s].replace(owner_app=f"foreign:{INSTAGRAM_INBOX_APP_ID}", human_app=None),
+        CustomerMessage(NOW, "m1", "hello", event={"m": 1}, received_by="faq_bot"),
+    ),
     "customer_activity_escalates": lambda s: (
         VIEWS[s],
         CustomerActivity(NOW, "postback", True, {"p": 1}, payload="TALK_TO_HUMAN"),

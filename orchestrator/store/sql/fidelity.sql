@@ -13,3 +13,12 @@ FROM outbox WHERE status = 'dead';
 -- Whether the customer unsent this message (a reaction to it is recorded, not forwarded).
 SELECT EXISTS (SELECT 1 FROM events WHERE account_id = $1 AND mid = $2
                AND kind = 'message_deleted') AS unsent;
+
+-- name: event_copies
+-- Issue 9.1: the copies of this event our apps received (duplicates included), as
+-- (app, source): every standby copy, and messaging copies while an Inbox was believed to
+-- hold the thread (migration 0009).
+SELECT c.app, c.source
+FROM events e JOIN event_copies c ON c.account_id = e.account_id AND c.dedup_key = e.dedup_key
+WHERE e.id = $1
+ORDER BY c.app;

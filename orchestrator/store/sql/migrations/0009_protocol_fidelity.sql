@@ -189,3 +189,64 @@ LANGUAGE sql VOLATILE AS $$
     WHERE m.conversation_id = c.id AND c.account_id = gone.account_id
       AND m.mid = gone.mid AND m.direction = 'in' AND m.deleted_at IS NULL;
 $$;
+
+-- 9.1 Which copy each app of ours received is ownership evidence, with any number of apps.
+-- Meta sends each app one copy of a customer event: in `messaging[]` to the thread's owner
+-- (or the default app while idle), in `standby[]` to the others (docs/platform.md 2.9).
+-- Intake keeps the first copy and drops the others as duplicates (ON CONFLICT DO NOTHING),
+-- so the copy that proves our belief wrong may be the one dropped. This table remembers the
+-- copies that matter, duplicates included: a BEFORE INSERT row trigger runs for every
+-- proposed row, also for one the conflict then skips.
+--   * every standby copy (the app we believe in control getting one proves it is not the
+--     owner; the WHEN clause costs messaging copies nothing);
+--   * a messaging copy only while we believe an app outside our config (an Inbox) holds the
+--     thread: then an app of ours receiving it as owner proves the Inbox let go (a release
+--     sends no webhook). One primary-key probe of the conversation per messaging copy.
+-- UNLOGGED because it is evidence, not state: lost after a crash, the decision falls back to
+-- the stored copy (and Meta refusing a send then reconciles). Rows go with their event
+-- (retention deletes events; the statement trigger below deletes their copies).
+CREATE UNLOGGED TABLE event_copies (
+    account_id  text NOT NULL,
+    dedup_key   text NOT NULL,
+    app         text NOT NULL,
+    source      text NOT NULL CHECK (source IN ('messaging', 'standby')),
+    PRIMARY KEY (account_id, dedup_key, app)
+);
+
+CREATE FUNCTION orchestrator_note_copy() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.source = 'standby' OR EXISTS (
+        SELECT 1 FROM conversations c
+        WHERE c.id = NEW.conversation_id AND c.owner_app LIKE 'foreign:%'
+    ) THEN
+        INSERT INTO event_copies (account_id, dedup_key, app, source)
+        VALUES (NEW.account_id, NEW.dedup_key, NEW.received_by, NEW.source)
+        ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER events_note_copy
+BEFORE INSERT ON events
+FOR EACH ROW
+WHEN (NEW.source IN ('messaging', 'standby') AND NEW.received_by IS NOT NULL
+      AND NEW.conversation_id IS NOT NULL)
+EXECUTE FUNCTION orchestrator_note_copy();
+
+CREATE FUNCTION orchestrator_forget_copies() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM event_copies c USING gone
+    WHERE c.account_id = gone.account_id AND c.dedup_key = gone.dedup_key
+      AND gone.source IN ('messaging', 'standby');
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER events_forget_copies
+AFTER DELETE ON events
+REFERENCING OLD TABLE AS gone
+FOR EACH STATEMENT
+EXECUTE FUNCTION orchestrator_forget_copies();

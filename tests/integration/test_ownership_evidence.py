@@ -1,0 +1,128 @@
+"""Issue 9.1 with several apps, on real PostgreSQL through intake and the worker: which copy
+each app of ours received is ownership evidence even when intake dropped that copy as a
+duplicate of another app's (Meta sends every app its own copy; only the first is stored)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import pytest
+
+from orchestrator.clock import ManualClock
+from orchestrator.engine.policy import build_policy
+from orchestrator.engine.processing import ConversationProcessor
+from orchestrator.engine.runtime import Runtime
+from orchestrator.engine.subapps import AppContext, load_subapp
+from orchestrator.engine.wakeup import Waker
+from orchestrator.engine.worker import EventWorker
+from orchestrator.graph import GraphClient, RetryPolicy
+from orchestrator.ops.metrics import Metrics
+from orchestrator.store.database import create_pool
+from orchestrator.store.intake import Row, store_rows
+from state_machines import INSTAGRAM_INBOX_APP_ID, ConversationView, State
+from tests.conftest import ACCOUNT_ID, make_config
+
+CUSTOMER = "5550000000000091"
+T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
+
+
+@pytest.fixture
+async def runtime(db_url: str) -> AsyncIterator[Runtime]:
+    config = make_config()  # bot (primary, FAQ bot in process) and support (human, standby)
+    pool = await create_pool(db_url, min_size=1, max_size=4)
+    async with aiohttp.ClientSession() as http:
+        rt = Runtime(
+            config=config,
+            pool=pool,
+            clock=ManualClock(T0),
+            metrics=Metrics(),
+            http=http,
+            graph=GraphClient(http),
+            policy=build_policy(config),
+            retry_policy=RetryPolicy(max_attempts=3),
+            waker=Waker(pool),
+            subapps={},
+        )
+        for i, a in enumerate(config.apps):
+            handler = load_subapp(i, a, AppContext(app=a, config=config, http=http))
+            if handler is not None:
+                rt.subapps[a.name] = handler
+        yield rt
+    await pool.close()
+
+
+async def copy_to(rt: Runtime, app: str, source: str, text: str = "Versand?") -> None:
+    """One app's copy of the customer's message (the same mid and time for every app)."""
+    item = {
+        "sender": {"id": CUSTOMER},
+        "recipient": {"id": ACCOUNT_ID},
+        "timestamp": int(T0.timestamp() * 1000),
+        "message": {"mid": "aWdf-evidence-1", "text": text},
+    }
+    row = Row(ACCOUNT_ID, CUSTOMER, "mid:aWdf-evidence-1", "message", source, "aWdf-evidence-1",
+              T0, item)  # fmt: skip
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await store_rows(conn, [row], app)
+
+
+async def believe(rt: Runtime, view: ConversationView) -> None:
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO conversations (account_id, customer_id, state, owner_app, view)"
+            " VALUES ($1, $2, $3, $4, $5::jsonb)",
+            ACCOUNT_ID,
+            CUSTOMER,
+            str(view.state),
+            view.owner_app,
+            view.to_json(),
+        )
+
+
+async def decide_all(rt: Runtime) -> dict[str, Any]:
+    worker = EventWorker(rt.pool, ConversationProcessor(rt), clock=rt.clock, metrics=rt.metrics)
+    while await worker.run_once():
+        pass
+    result = await rt.pool.fetchval("SELECT result FROM events WHERE kind = 'message'")
+    meta = await rt.pool.fetch("SELECT kind, app, payload FROM outbox WHERE lane = 'meta'")
+    return {"trigger": result["trigger"], "meta": [(r["kind"], r["app"]) for r in meta]}
+
+
+async def test_the_bot_s_dropped_standby_copy_stops_automation(runtime: Runtime) -> None:
+    """We believe the bot holds the thread (idle: the primary speaks). Support's standby copy
+    is stored first; the bot's own copy, a standby one too, is dropped as its duplicate. The
+    bot is not the owner: it does not answer, Meta is asked."""
+    await believe(runtime, ConversationView(state=State.BOT, last_customer_message_at=T0))
+    await copy_to(runtime, "support", "standby")
+    await copy_to(runtime, "bot", "standby")
+    decided = await decide_all(runtime)
+    assert decided["trigger"] == "customer_standby"
+    assert decided["meta"] == [("thread_owner", "support")]  # no send_message
+
+
+async def test_the_bot_s_dropped_messaging_copy_lets_it_answer(runtime: Runtime) -> None:
+    """Control: support's standby copy stored, the bot's copy was the messaging one."""
+    await believe(runtime, ConversationView(state=State.BOT, last_customer_message_at=T0))
+    await copy_to(runtime, "support", "standby")
+    await copy_to(runtime, "bot", "messaging")
+    decided = await decide_all(runtime)
+    assert decided["trigger"] == "customer_message"
+    assert ("send_message", "bot") in decided["meta"]
+
+
+async def test_a_dropped_messaging_copy_while_an_inbox_is_believed_owner_is_checked(
+    runtime: Runtime,
+) -> None:
+    """Bug 4a with the copies in the unlucky order: the Inbox released (no webhook), support's
+    standby copy is stored first, the bot's messaging copy is the dropped duplicate. It is
+    still the evidence: Meta is asked instead of leaving the bot silent until expiry."""
+    inbox = f"foreign:{INSTAGRAM_INBOX_APP_ID}"
+    view = ConversationView(state=State.HUMAN, owner_app=inbox, last_customer_message_at=T0)
+    await believe(runtime, view)
+    await copy_to(runtime, "support", "standby")
+    await copy_to(runtime, "bot", "messaging")
+    decided = await decide_all(runtime)
+    assert decided["trigger"] == "customer_as_owner"
+    assert decided["meta"] == [("thread_owner", "bot")]
