@@ -74,8 +74,10 @@ def as_owner_while_foreign(run: Run) -> None:
     """An app of ours got the event as owner (`messaging[]`) while we believe an app outside
     our config holds the thread (classify's `owner_evidence`): that app let go without a
     webhook (an Inbox's release sends none). Nothing is automated on our stale belief: the
-    event goes where it would under that belief (standby copies), and Meta is asked who owns
-    the thread; the answer (OwnerReconciled) moves our state, e.g. back to the bot with a
+    event goes where it would under that belief (standby copies). Meta is asked who owns the
+    thread when the copy arrives (intake queues the thread_owner check itself, migration
+    0009: the copies of one event arrive independently, so the stored one may not be this
+    evidence); the answer (OwnerReconciled) moves our state, e.g. back to the bot with a
     fresh disclosure."""
     trig = run.input
     assert isinstance(trig, CustomerMessage | CustomerActivity)
@@ -84,12 +86,10 @@ def as_owner_while_foreign(run: Run) -> None:
     copies = [a.name for a in run.policy.apps if a.standby]
     for name in copies:
         run.emit(Deliver(name, trig.event, standby=True))
-    asker = run.policy.find_app(trig.received_by) or run.policy.primary
-    run.emit(CheckOwner(asker.name, "messaging_while_foreign"))
     run.note(
-        f"{asker.name} got the event as owner while we believed "
+        f"{trig.received_by} got the event as owner while we believed "
         f"{run.policy.owner_label(run.view.owner_app)} holds the thread ({RULE_OWNER_EVIDENCE}); "
-        f"asking Meta (thread_owner) with {asker.name}'s token"
+        "Meta is asked (thread_owner, queued by intake as the copy arrived)"
         + (f"; standby copies: {', '.join(copies)}" if copies else "")
     )
 

@@ -125,4 +125,20 @@ async def test_a_dropped_messaging_copy_while_an_inbox_is_believed_owner_is_chec
     await copy_to(runtime, "bot", "messaging")
     decided = await decide_all(runtime)
     assert decided["trigger"] == "customer_as_owner"
-    assert decided["meta"] == [("thread_owner", "bot")]
+    assert decided["meta"] == [("thread_owner", "bot")]  # once, queued as the copy arrived
+
+
+async def test_a_messaging_copy_arriving_after_the_decision_still_asks_meta(
+    runtime: Runtime,
+) -> None:
+    """The unlucky timing: support's standby copy was decided on before the bot's messaging
+    copy arrived. The evidence is acted on when it arrives: Meta is asked."""
+    inbox = f"foreign:{INSTAGRAM_INBOX_APP_ID}"
+    view = ConversationView(state=State.HUMAN, owner_app=inbox, last_customer_message_at=T0)
+    await believe(runtime, view)
+    await copy_to(runtime, "support", "standby")
+    decided = await decide_all(runtime)
+    assert decided["trigger"] == "customer_message" and decided["meta"] == []
+    await copy_to(runtime, "bot", "messaging")  # dropped as a duplicate, still evidence
+    meta = await runtime.pool.fetch("SELECT kind, app FROM outbox WHERE lane = 'meta'")
+    assert [(r["kind"], r["app"]) for r in meta] == [("thread_owner", "bot")]

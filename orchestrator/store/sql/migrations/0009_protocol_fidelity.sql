@@ -201,7 +201,8 @@ $$;
 --     owner; the WHEN clause costs messaging copies nothing);
 --   * a messaging copy only while we believe an app outside our config (an Inbox) holds the
 --     thread: then an app of ours receiving it as owner proves the Inbox let go (a release
---     sends no webhook). One primary-key probe of the conversation per messaging copy.
+--     sends no webhook), and Meta is asked at once (below). One primary-key probe of the
+--     conversation per messaging copy.
 -- UNLOGGED because it is evidence, not state: lost after a crash, the decision falls back to
 -- the stored copy (and Meta refusing a send then reconciles). Rows go with their event
 -- (retention deletes events; the statement trigger below deletes their copies).
@@ -215,14 +216,33 @@ CREATE UNLOGGED TABLE event_copies (
 
 CREATE FUNCTION orchestrator_note_copy() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    believed_foreign boolean := false;
 BEGIN
-    IF NEW.source = 'standby' OR EXISTS (
-        SELECT 1 FROM conversations c
-        WHERE c.id = NEW.conversation_id AND c.owner_app LIKE 'foreign:%'
-    ) THEN
-        INSERT INTO event_copies (account_id, dedup_key, app, source)
-        VALUES (NEW.account_id, NEW.dedup_key, NEW.received_by, NEW.source)
-        ON CONFLICT DO NOTHING;
+    IF NEW.source = 'messaging' THEN
+        SELECT c.owner_app LIKE 'foreign:%' INTO believed_foreign
+        FROM conversations c WHERE c.id = NEW.conversation_id;
+        IF NOT coalesce(believed_foreign, false) THEN
+            RETURN NEW;
+        END IF;
+    END IF;
+    INSERT INTO event_copies (account_id, dedup_key, app, source)
+    VALUES (NEW.account_id, NEW.dedup_key, NEW.received_by, NEW.source)
+    ON CONFLICT DO NOTHING;
+    IF believed_foreign THEN
+        -- The evidence is acted on when it arrives, whichever copy intake stores and whether
+        -- or not the event was decided already (the copies of one event arrive
+        -- independently): Meta is asked who owns the thread (a `thread_owner` outbox row,
+        -- what the state machine's CheckOwner effect becomes), once per open check, with the
+        -- token of the app that got the copy. Its answer moves the state.
+        INSERT INTO outbox (conversation_id, account_id, kind, app, lane, payload, available_at)
+        SELECT NEW.conversation_id, NEW.account_id, 'thread_owner', NEW.received_by, 'meta',
+               jsonb_build_object('reason', 'messaging_while_foreign'), '-infinity'
+        WHERE NOT EXISTS (
+            SELECT 1 FROM outbox o
+            WHERE o.conversation_id = NEW.conversation_id AND o.lane = 'meta'
+              AND o.kind = 'thread_owner' AND o.status IN ('pending', 'doing'));
+        PERFORM pg_notify('orchestrator_outbox', '');
     END IF;
     RETURN NEW;
 END;
