@@ -62,8 +62,8 @@ TRIGGER_STEPS: dict[str, str] = {
     "owner_reconciled:human": "Meta refuses for ownership and thread_owner names a human app",
     "owner_reconciled:foreign": "Meta refuses for ownership and thread_owner names an Inbox "
     "(a silent Inbox take, then an `act`)",
-    "disclosure_undelivered": "the outbox gives up on a disclosure (Meta refuses it for good or "
-    "retries run out; no step makes Meta refuse one)",
+    "disclosure_undelivered": "the outbox gives up on a disclosure: `faults: {graph_5xx_rate: "
+    "1.0}` with `outbox_max_attempts: 1`, then `say` (scenario 43)",
     "timer:pending_timeout": "`advance` past `handover.pending_timeout` while pending",
     "timer:human_idle": "`advance` past `handover.human_idle_timeout` while a human holds it",
     "timer:control_expiry": "`advance` 24 h (or the extended time) without a customer message",
