@@ -53,7 +53,7 @@ TRIGGER_STEPS: dict[str, str] = {
     "meta:app_roles": "an app_roles webhook (not produced by the simulator)",
     "customer_standby": "`say` while an app outside our config holds the thread (scenario 41)",
     "customer_as_owner": "`say` after the Instagram Inbox released the thread (`inbox: "
-    "release`, no webhook): our app gets it as owner (scenario 37)",
+    "release`, no webhook): our app gets it as owner (scenarios 37, 44)",
     "meta:superseded": "a handover webhook older than the last applied (no step delays one)",
     "meta:unordered": "a handover webhook stamped before our own later control decision (no step)",
     "owner_confirmed": "Meta's handover webhook confirming our own move (`act` pass/take)",
