@@ -80,6 +80,10 @@ class PrivateReplyEffect:
     app: str
     comment_id: str
     message: Mapping[str, Any]
+    # Written by automation; `discloses`: the disclosure leads its text (issue 9.4: if it is
+    # never delivered, the disclosure is due again).
+    automated: bool = False
+    discloses: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +91,8 @@ class PrivateReplyEffect:
             "app": self.app,
             "comment_id": self.comment_id,
             "message": dict(self.message),
+            "automated": self.automated,
+            "discloses": self.discloses,
         }
 
 

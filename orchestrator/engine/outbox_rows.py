@@ -65,6 +65,10 @@ def rows_for(effect: Any) -> list[tuple[str, str, str, dict[str, Any]]]:
         ]
     if isinstance(effect, PrivateReplyEffect):
         payload = {"comment_id": effect.comment_id, "message": dict(effect.message)}
+        if effect.automated:  # held / re-armed by the database like sends (0009)
+            payload["automated"] = True
+        if effect.discloses:
+            payload["discloses"] = True
         return [("private_reply", effect.app, META_LANE, payload)]
     if isinstance(effect, SenderAction):
         payload = {"action": effect.action, "mid": effect.mid, "reaction": effect.reaction}

@@ -88,6 +88,7 @@ def _private_reply(run: Run) -> None:
         )
         return
     message = dict(action.message)
+    discloses = False
     if run.actor.is_bot:
         if disclosure_needed(run.view, run.now, run.policy):
             # One private reply per comment: the disclosure cannot be a message of its own.
@@ -102,10 +103,16 @@ def _private_reply(run: Run) -> None:
             message["text"] = f"{disclosure_text(run.view, run.policy)}\n\n{text}"
             run.update(disclosed_at=run.now, disclosure_due=False)
             run.note("disclosure leads the private reply")
+            discloses = True
         run.update(last_automated_at=run.now)
     else:
         touch_human(run)
-    run.emit(PrivateReplyEffect(run.actor.name, action.comment_id, message))
+    run.emit(
+        PrivateReplyEffect(
+            run.actor.name, action.comment_id, message, automated=run.actor.is_bot,
+            discloses=discloses,
+        )
+    )  # fmt: skip
 
 
 def private_reply(run: Run) -> None:

@@ -253,3 +253,25 @@ async def test_a_disclosure_given_up_by_the_lease_reaper_holds_its_reply_too(
     )
     assert [r["kind"] for r in waiting] == ["disclosure_undelivered", "message"]
     assert waiting[0]["payload"]["held"] == 1
+
+
+async def test_a_private_reply_led_by_the_disclosure_re_arms_it_when_it_dies(
+    runtime: Runtime,
+) -> None:
+    """A bot's private reply carries the disclosure in its text (one reply per comment); when
+    Meta never gets it, the disclosure was not delivered either: the automated message
+    behind it is held and the disclosure is due again."""
+    pool = runtime.pool
+    cid = await conversation(pool)
+    payload = {"comment_id": "c1", "message": {"text": "Bot.\n\nJa, in Blau."},
+               "automated": True, "discloses": True}  # fmt: skip
+    reply = await add_row(pool, cid, "bot", payload, kind="private_reply", status="doing")
+    behind = await add_row(pool, cid, "bot", message("reply", "bot 1", automated=True))
+    await pool.execute("UPDATE outbox SET lease_token = gen_random_uuid() WHERE id = $1", reply)
+    token = await pool.fetchval("SELECT lease_token FROM outbox WHERE id = $1", reply)
+    assert await pool.fetchval(q("outbox_dead"), reply, token, "code 2534025: not retried")
+    assert await pool.fetchval("SELECT status FROM outbox WHERE id = $1", behind) == "dead"
+    assert (
+        await pool.fetchval("SELECT count(*) FROM events WHERE kind = 'disclosure_undelivered'")
+        == 1
+    )

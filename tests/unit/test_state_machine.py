@@ -649,7 +649,11 @@ def test_bot_private_reply_carries_the_disclosure_in_its_single_message() -> Non
     decision = c.act("faq_bot", PrivateReply("c1", {"text": "Price: 10 EUR"}, T0, False), T0)
     assert decision.effects == (
         PrivateReplyEffect(
-            "faq_bot", "c1", {"text": "You are chatting with a bot.\n\nPrice: 10 EUR"}
+            "faq_bot",
+            "c1",
+            {"text": "You are chatting with a bot.\n\nPrice: 10 EUR"},
+            automated=True,
+            discloses=True,  # if it is never delivered, the disclosure is due again
         ),
     )
     assert c.view.disclosed_at == T0

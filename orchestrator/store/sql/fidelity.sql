@@ -4,7 +4,8 @@
 -- name: disclosure_holds
 -- Issue 9.4: disclosures dead-lettered, and the automated messages held (not sent) because
 -- the disclosure before them was not delivered.
-SELECT count(*) FILTER (WHERE kind = 'send_message' AND payload->>'purpose' = 'disclosure')
+SELECT count(*) FILTER (WHERE (kind = 'send_message' AND payload->>'purpose' = 'disclosure')
+                          OR (kind = 'private_reply' AND payload->>'discloses' = 'true'))
            AS disclosures,
        count(*) FILTER (WHERE last_error LIKE 'disclosure_undelivered:%') AS held
 FROM outbox WHERE status = 'dead';

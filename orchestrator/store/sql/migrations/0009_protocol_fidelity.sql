@@ -2,13 +2,15 @@
 -- every stored copy (9.7).
 
 -- 9.4 An automated message must never reach a customer whose due disclosure was not
--- delivered. The disclosure is an outbox row of its own, ahead of the automated messages it
+-- delivered. The disclosure is an outbox row of its own (or leads a bot's private reply, whose
+-- payload says `discloses`; the same rules apply to it), ahead of the automated messages it
 -- covers in the conversation's `meta` lane (the lane is strictly ordered, so while the
 -- disclosure is open nothing behind it has been sent). When the disclosure is dead-lettered
 -- — by ANY path: attempt limit, retry budget, a permanent refusal, the window closed at send
 -- time, the lease reaper — the same transaction:
 --   * holds the automated messages queued behind it (`payload.automated`, written by the
---     pure core for bot-authored sends) up to the next disclosure in the lane: they become
+--     pure core for bot-authored sends and private replies) up to the next disclosure in the
+--     lane (a disclosure send, or a bot's private reply the disclosure leads): they become
 --     dead with the reason 'disclosure_undelivered'. Human apps' messages, reactions,
 --     thread control and deliveries are not held;
 --   * re-arms the disclosure: an event `disclosure_undelivered` of the conversation, which
@@ -40,8 +42,9 @@ BEGIN
 
     SELECT min(o.id) INTO next_disclosure FROM outbox o
     WHERE o.conversation_id = NEW.conversation_id AND o.lane = 'meta' AND o.id > NEW.id
-      AND o.status IN ('pending', 'doing') AND o.kind = 'send_message'
-      AND o.payload->>'purpose' = 'disclosure';
+      AND o.status IN ('pending', 'doing')
+      AND ((o.kind = 'send_message' AND o.payload->>'purpose' = 'disclosure')
+           OR (o.kind = 'private_reply' AND o.payload->>'discloses' = 'true'));
 
     WITH held AS (
         UPDATE outbox o
@@ -50,8 +53,8 @@ BEGIN
                          || NEW.id || ') was not delivered (' || why || '); not sent'
         WHERE o.conversation_id = NEW.conversation_id AND o.lane = 'meta' AND o.id > NEW.id
           AND (next_disclosure IS NULL OR o.id < next_disclosure)
-          AND o.status = 'pending' AND o.kind = 'send_message'
-          AND coalesce((o.payload->>'automated')::boolean, false)
+          AND o.status = 'pending' AND o.kind IN ('send_message', 'private_reply')
+          AND o.payload->>'automated' = 'true' 
         RETURNING o.id
     )
     SELECT count(*) INTO n_held FROM held;
@@ -79,8 +82,9 @@ $$;
 CREATE TRIGGER outbox_disclosure_undelivered
 AFTER UPDATE OF status ON outbox
 FOR EACH ROW
-WHEN (NEW.status = 'dead' AND OLD.status <> 'dead' AND NEW.kind = 'send_message'
-      AND NEW.payload->>'purpose' = 'disclosure')
+WHEN (NEW.status = 'dead' AND OLD.status <> 'dead'
+      AND ((NEW.kind = 'send_message' AND NEW.payload->>'purpose' = 'disclosure')
+           OR (NEW.kind = 'private_reply' AND NEW.payload->>'discloses' = 'true')))
 EXECUTE FUNCTION orchestrator_disclosure_undelivered();
 
 -- 9.7 An unsend erases every stored copy of the message. Besides the event log, the
