@@ -105,8 +105,11 @@ async def trigger_for(
         ), None
     if kind == "disclosure_undelivered":
         # Written by the database when it dead-letters a disclosure (migration 0009).
+        # Its row sorts first (occurred_at = epoch); its own time is in the payload.
         return DisclosureUndelivered(
-            at=at, held=int(payload.get("held") or 0), reason=payload.get("reason")
+            at=_time_or(payload.get("at"), at),
+            held=int(payload.get("held") or 0),
+            reason=payload.get("reason"),
         ), None
     typed = typed_event(row, conversation["account_id"])
     if typed is None:
@@ -137,6 +140,14 @@ async def _copies(
 
 async def _unsent(conn: asyncpg.Connection, conversation: Mapping[str, Any], mid: str) -> bool:
     return bool(await conn.fetchval(q("mid_unsent"), conversation["account_id"], mid))
+
+
+def _time_or(value: Any, default: datetime) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    return parsed if parsed is not None and parsed.utcoffset() is not None else default
 
 
 def copy_evidence(

@@ -229,7 +229,8 @@ async def test_a_disclosure_given_up_by_the_lease_reaper_holds_its_reply_too(
     runtime: Runtime,
 ) -> None:
     """The reaper's path (the dispatcher died at the attempt limit) holds and re-arms like
-    the dispatcher's; the re-arm event sorts before the conversation's waiting events."""
+    the dispatcher's; the re-arm event sorts before the conversation's waiting events, even
+    one Meta delivered late with an old timestamp."""
     pool = runtime.pool
     cid = await conversation(pool)
     d1 = await add_row(pool, cid, "bot", message("disclosure", "D1", automated=True))
@@ -244,7 +245,7 @@ async def test_a_disclosure_given_up_by_the_lease_reaper_holds_its_reply_too(
         " payload) VALUES ($1, $2, 'waiting', 'message', 'messaging', $3, '{}')",
         cid,
         ACCOUNT_ID,
-        T0 - timedelta(minutes=5),
+        T0 - timedelta(days=5),
     )
     assert len(await pool.fetch(q("outbox_reap"), 3)) == 1
     assert await pool.fetchval("SELECT status FROM outbox WHERE id = $1", reply) == "dead"

@@ -15,8 +15,8 @@
 --     thread control and deliveries are not held;
 --   * re-arms the disclosure: an event `disclosure_undelivered` of the conversation, which
 --     the state machine turns into `disclosure_due` (so the next automated message carries
---     a fresh disclosure). It sorts before every event of the conversation still waiting,
---     so nothing waiting is decided as if the customer had been told. Not needed when a
+--     a fresh disclosure). It sorts before every event of the conversation still waiting
+--     (or arriving late), so none is decided as if the customer had been told. Not needed when a
 --     newer disclosure is queued behind (it covers what follows it).
 -- A trigger, so that every path that dead-letters a row (the dispatcher's, the reaper's, a
 -- manual UPDATE) holds the rows the same way; its WHEN clause is evaluated without calling
@@ -32,7 +32,6 @@ LANGUAGE plpgsql AS $$
 DECLARE
     next_disclosure bigint;
     n_held integer;
-    first_pending timestamptz;
     why text := left(coalesce(NEW.last_error, 'dead-lettered'), 300);
 BEGIN
     IF NEW.lane <> 'meta' THEN
@@ -60,17 +59,18 @@ BEGIN
     SELECT count(*) INTO n_held FROM held;
 
     IF next_disclosure IS NULL THEN
-        SELECT min(e.occurred_at) INTO first_pending FROM events e
-        WHERE e.conversation_id = NEW.conversation_id AND e.status = 'pending';
         INSERT INTO events (conversation_id, account_id, dedup_key, kind, source, occurred_at,
                             payload)
         SELECT c.id, c.account_id,
                'disclosure_undelivered:' || NEW.id || ':' || NEW.attempts || ':'
                    || extract(epoch FROM now())::text,
                'disclosure_undelivered', 'system',
-               -- Before everything of the conversation still waiting (see above).
-               least(NEW.available_at, first_pending - interval '1 microsecond'),
-               jsonb_build_object('outbox_id', NEW.id, 'held', n_held, 'reason', why)
+               -- Order rule: before everything of the conversation still waiting, and before
+               -- a webhook Meta delivers late with an older timestamp (none of them may be
+               -- decided as if the customer had been told). Its own time is in the payload.
+               'epoch'::timestamptz,
+               jsonb_build_object('outbox_id', NEW.id, 'held', n_held, 'reason', why,
+                                  'at', NEW.available_at)
         FROM conversations c WHERE c.id = NEW.conversation_id
         ON CONFLICT (account_id, dedup_key) DO NOTHING;
         PERFORM pg_notify('orchestrator_events', '');
