@@ -14,8 +14,11 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from orchestrator.app import create_app
 from orchestrator.clock import ManualClock
+from orchestrator.config import Config
 from orchestrator.engine.dispatcher import Dispatcher
 from orchestrator.engine.outbox_rows import META_LANE
 from orchestrator.engine.policy import build_policy
@@ -29,6 +32,7 @@ from orchestrator.ops.metrics import Metrics
 from orchestrator.store.database import create_pool
 from orchestrator.store.intake import Row, store_rows
 from orchestrator.store.queries import q
+from orchestrator.typedefs import RUNTIME
 from state_machines import ConversationView
 from tests.conftest import ACCOUNT_ID, make_config
 from tests.meta_mock import MetaMock
@@ -276,3 +280,19 @@ async def test_a_private_reply_led_by_the_disclosure_re_arms_it_when_it_dies(
         await pool.fetchval("SELECT count(*) FROM events WHERE kind = 'disclosure_undelivered'")
         == 1
     )
+
+
+async def test_metrics_expose_undelivered_disclosures_and_held_messages(
+    config: Config, db_url: str
+) -> None:
+    app = create_app(config, database_url=db_url, background=False)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        pool = client.server.app[RUNTIME].pool
+        cid = await conversation(pool)
+        d1 = await add_row(pool, cid, "bot", message("disclosure", "D", automated=True))
+        await add_row(pool, cid, "bot", message("reply", "bot 1", automated=True))
+        await add_row(pool, cid, "bot", message("reply", "bot 2", automated=True))
+        await pool.execute("UPDATE outbox SET status = 'dead' WHERE id = $1", d1)
+        text = await (await client.get("/metrics")).text()
+    assert "orchestrator_disclosures_undelivered 1.0" in text
+    assert "orchestrator_automated_messages_held 2.0" in text
