@@ -93,14 +93,20 @@ def standby_only(
     believed = controller(view, policy)
     if believed is None:
         return False
+    every_app_standby = trig.source == "standby" and {a.name for a in policy.apps} <= {
+        trig.received_by,
+        *trig.standby_by,
+    }
+    if trig.source == "standby" and (trig.received_by is None or every_app_standby):
+        return True  # no app of ours got it as owner
+    if view.state is P:
+        # Our pass to the targeted app may not have reached Meta yet (the bot still owns the
+        # thread), so its standby copy is expected, not evidence; nothing is automated in
+        # pending_human anyway.
+        return False
     if believed.name in trig.standby_by:
         return True  # its own copy was a standby one, whichever copy was stored
-    if trig.source != "standby":
-        return False
-    if trig.received_by is None or trig.received_by == believed.name:
-        return True
-    # Every app of ours got only a standby copy: no app of ours owns the thread.
-    return {a.name for a in policy.apps} <= {trig.received_by, *trig.standby_by}
+    return trig.source == "standby" and trig.received_by == believed.name
 
 
 def owner_evidence(

@@ -184,6 +184,20 @@ def test_a_standby_copy_while_an_inbox_holds_the_thread_changes_nothing() -> Non
     assert decision.trigger_name == "customer_message" and not checks(decision)
 
 
+def test_while_pending_the_targeted_app_s_standby_copy_is_not_evidence() -> None:
+    """Our pass to support may not have reached Meta yet (the bot still owns the thread), so
+    support's standby copy is expected: it still gets the message as the targeted app."""
+    c = Conversation()
+    c.says("Hallo", T0)
+    c.says(GERMAN_REQUEST, T0)
+    assert c.view.state is State.PENDING_HUMAN
+    decision = c.feed(standby_copy(1, received_by="support", standby_by=("support",)))
+    assert decision.trigger_name == "customer_message" and not checks(decision)
+    assert ("support", "customer", False) in delivers(decision)
+    every = standby_copy(2, received_by="support", standby_by=("faq_bot", "sales", "support"))
+    assert c.feed(every).trigger_name == "customer_standby"
+
+
 def test_a_standby_copy_while_our_human_app_holds_the_thread_is_checked() -> None:
     c = in_human()
     decision = c.feed(standby_copy(30, received_by="support"))
