@@ -99,10 +99,10 @@ def standby_only(
     }
     if trig.source == "standby" and (trig.received_by is None or every_app_standby):
         return True  # no app of ours got it as owner
-    if view.state is P:
-        # Our pass to the targeted app may not have reached Meta yet (the bot still owns the
-        # thread), so its standby copy is expected, not evidence; nothing is automated in
-        # pending_human anyway.
+    if trig.control_pending:
+        # Our own pass/take/release has not reached Meta yet: the app it names still gets
+        # standby copies until it does, so its copy is expected, not evidence. (The reply it
+        # may send is queued behind that call, so it goes out once the move is done.)
         return False
     if believed.name in trig.standby_by:
         return True  # its own copy was a standby one, whichever copy was stored

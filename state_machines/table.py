@@ -121,10 +121,9 @@ ROW_SPECS: tuple[RowSpec, ...] = (
               "automated on (standby copies only, no escalation); window anchor moves; Meta is "
               "asked who owns it (thread_owner) and the answer moves our state."),
     _internal(P, "customer_standby", customer.standby_only,
-              "No app of ours got the event as owner (every copy was a standby one): another app "
-              "owns the thread. Standby copies only; Meta is asked who owns it (thread_owner). "
-              "The targeted app's own standby copy alone is expected while our pass may still "
-              "be on its way to Meta: routed as usual."),
+              "The targeted human app got the event only as a standby copy: another app owns "
+              "the thread. Standby copies only; Meta is asked who owns it (thread_owner). (Not "
+              "while our own pass is still on its way to Meta: that copy is expected then.)"),
     _internal(H, "customer_standby", customer.standby_only,
               "Our human app holding the thread got the event only as a standby copy: another "
               "app owns it. Standby copies only; Meta is asked who owns it (thread_owner)."),

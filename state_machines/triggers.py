@@ -52,6 +52,9 @@ class CustomerMessage:
     # duplicates): with several apps, the believed controller's standby copy is evidence
     # even when another app's copy was the one stored.
     standby_by: tuple[str, ...] = ()
+    # A control move we decided (pass, take, release) has not been performed at Meta yet: the
+    # app it names may still get standby copies until it is, so its copy proves nothing.
+    control_pending: bool = False
 
     def __post_init__(self) -> None:
         require_aware(self.at, "CustomerMessage.at")
@@ -70,6 +73,7 @@ class CustomerActivity:
     source: Source = "messaging"  # as for CustomerMessage
     received_by: str | None = None
     standby_by: tuple[str, ...] = ()  # as for CustomerMessage
+    control_pending: bool = False  # as for CustomerMessage
 
     def __post_init__(self) -> None:
         require_aware(self.at, "CustomerActivity.at")

@@ -8,7 +8,8 @@ it was answered already), which the window rule needs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -122,20 +123,34 @@ async def trigger_for(
     return _webhook_trigger(conversation, row, typed, apps, copies), typed
 
 
+@dataclass(frozen=True, slots=True)
+class Copies:
+    """What intake saw of one customer event besides the stored copy (migration 0009)."""
+
+    copies: tuple[tuple[str, str], ...] = ()  # (app, "messaging" | "standby")
+    control_pending: bool = False  # a pass/take/release of ours not performed at Meta yet
+
+
 async def _copies(
     conn: asyncpg.Connection, conversation: Mapping[str, Any], row: Mapping[str, Any], apps: int
-) -> list[tuple[str, str]]:
-    """The copies of this customer event our apps received, duplicates included, as (app,
-    source) (migration 0009). Read only where they can change the decision: several apps, a
-    customer event, and a standby copy stored or one of our apps believed to hold the thread
-    (a messaging copy stored while idle or while an Inbox holds it says all there is)."""
+) -> Copies:
+    """The copies of this customer event our apps received, duplicates included, and whether
+    a control move of ours is still on its way to Meta. Read only where they can change the
+    decision: several apps, a customer event, and a standby copy stored or one of our apps
+    believed to hold the thread (a messaging copy stored while idle or while an Inbox holds
+    it says all there is)."""
     if apps < 2 or (row["kind"] != "message" and row["kind"] not in ACTIVITY):
-        return []
+        return Copies()
     owner = conversation["owner_app"]
     ours_holds = owner is not None and not str(owner).startswith("foreign:")
     if row["source"] != "standby" and not ours_holds:
-        return []
-    return [(r["app"], r["source"]) for r in await conn.fetch(q("event_copies"), row["id"])]
+        return Copies()
+    found = await conn.fetchrow(q("event_copies"), row["id"])
+    if found is None:
+        return Copies()
+    return Copies(
+        tuple(zip(found["apps"], found["sources"], strict=True)), found["control_pending"]
+    )
 
 
 async def _unsent(conn: asyncpg.Connection, conversation: Mapping[str, Any], mid: str) -> bool:
@@ -150,25 +165,29 @@ def _time_or(value: Any, default: datetime) -> datetime:
     return parsed if parsed is not None and parsed.utcoffset() is not None else default
 
 
-def copy_evidence(
-    row: Mapping[str, Any], apps: int, copies: Sequence[tuple[str, str]] = ()
-) -> dict[str, Any]:
+def copy_evidence(row: Mapping[str, Any], apps: int, seen: Copies | None = None) -> dict[str, Any]:
     """Ownership evidence for the state machine (issue 9.1): which webhook field carried the
-    copy decided on and which app of ours received it, and which apps got standby copies.
-    Meta sends each app one copy: in `messaging[]` to the owner (or the default app while
-    idle), in `standby[]` to the others (docs/platform.md 2.9). Intake stores the first copy
-    only; `copies` are the others intake saw (duplicates included). A messaging copy says
-    the most (that app may answer), so it is the one decided on when intake stored a standby
-    copy first. (`apps` is kept for callers: with one app the stored copy is the only one.)"""
+    copy decided on and which app of ours received it, which apps got standby copies, and
+    whether a control move of ours is still on its way to Meta. Meta sends each app one
+    copy: in `messaging[]` to the owner (or the default app while idle), in `standby[]` to
+    the others (docs/platform.md 2.9). Intake stores the first copy only; `seen` holds the
+    others intake saw (duplicates included). A messaging copy says the most (that app may
+    answer), so it is the one decided on when intake stored a standby copy first. (`apps` is
+    kept for callers: with one app the stored copy is the only one.)"""
     del apps
+    seen = seen or Copies()
     source = "standby" if row["source"] == "standby" else "messaging"
     received_by = row["received_by"]
     if source == "standby":
-        owner_copy = next((app for app, src in copies if src == "messaging"), None)
+        owner_copy = next((app for app, src in seen.copies if src == "messaging"), None)
         if owner_copy is not None:
             source, received_by = "messaging", owner_copy
-    standby_by = tuple(sorted({app for app, src in copies if src == "standby"}))
-    return {"source": source, "received_by": received_by, "standby_by": standby_by}
+    return {
+        "source": source,
+        "received_by": received_by,
+        "standby_by": tuple(sorted({app for app, src in seen.copies if src == "standby"})),
+        "control_pending": seen.control_pending,
+    }
 
 
 def _webhook_trigger(
@@ -176,7 +195,7 @@ def _webhook_trigger(
     row: Mapping[str, Any],
     typed: Event,
     apps: int,
-    copies: Sequence[tuple[str, str]] = (),
+    copies: Copies | None = None,
 ) -> Any:
     kind, at = row["kind"], row["occurred_at"]
     event_json = {**typed.to_json(), "type": str(typed.kind)}

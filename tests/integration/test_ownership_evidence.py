@@ -142,3 +142,29 @@ async def test_a_messaging_copy_arriving_after_the_decision_still_asks_meta(
     await copy_to(runtime, "bot", "messaging")  # dropped as a duplicate, still evidence
     meta = await runtime.pool.fetch("SELECT kind, app FROM outbox WHERE lane = 'meta'")
     assert [(r["kind"], r["app"]) for r in meta] == [("thread_owner", "bot")]
+
+
+async def test_support_s_standby_copy_while_our_pass_is_on_its_way_is_routed_to_it(
+    runtime: Runtime,
+) -> None:
+    """We passed to support a moment ago and the pass has not reached Meta yet: support's
+    standby copy is expected then, not evidence; support gets the message as the targeted
+    app."""
+    view = ConversationView(state=State.PENDING_HUMAN, owner_app="support", human_app="support",
+                            last_customer_message_at=T0)  # fmt: skip
+    await believe(runtime, view)
+    cid = await runtime.pool.fetchval("SELECT id FROM conversations")
+    await runtime.pool.execute(
+        "INSERT INTO outbox (conversation_id, account_id, kind, app, lane, payload)"
+        " VALUES ($1, $2, 'thread_control', 'bot', 'meta', $3::jsonb)",
+        cid,
+        ACCOUNT_ID,
+        {"action": "pass", "target_app_id": "2222222222"},
+    )
+    await copy_to(runtime, "support", "standby")
+    decided = await decide_all(runtime)
+    assert decided["trigger"] == "customer_message"
+    delivered = await runtime.pool.fetch(
+        "SELECT app, payload->>'standby' AS standby FROM outbox WHERE kind = 'deliver'"
+    )
+    assert ("support", "false") in [(r["app"], r["standby"]) for r in delivered]

@@ -184,18 +184,25 @@ def test_a_standby_copy_while_an_inbox_holds_the_thread_changes_nothing() -> Non
     assert decision.trigger_name == "customer_message" and not checks(decision)
 
 
-def test_while_pending_the_targeted_app_s_standby_copy_is_not_evidence() -> None:
-    """Our pass to support may not have reached Meta yet (the bot still owns the thread), so
-    support's standby copy is expected: it still gets the message as the targeted app."""
+def test_a_standby_copy_while_our_own_control_move_is_in_flight_is_not_evidence() -> None:
+    """Our pass to support has not reached Meta yet (the bot still owns the thread), so
+    support's standby copy is expected: it still gets the message as the targeted app. Once
+    the move is done, the same copy is evidence."""
     c = Conversation()
     c.says("Hallo", T0)
     c.says(GERMAN_REQUEST, T0)
     assert c.view.state is State.PENDING_HUMAN
-    decision = c.feed(standby_copy(1, received_by="support", standby_by=("support",)))
+    early = standby_copy(1, received_by="support", standby_by=("support",), control_pending=True)
+    decision = decide(c.view, early, early.at, POLICY)
     assert decision.trigger_name == "customer_message" and not checks(decision)
     assert ("support", "customer", False) in delivers(decision)
-    every = standby_copy(2, received_by="support", standby_by=("faq_bot", "sales", "support"))
-    assert c.feed(every).trigger_name == "customer_standby"
+    every = standby_copy(
+        2, received_by="support", standby_by=("faq_bot", "sales", "support"),
+        control_pending=True,
+    )  # fmt: skip
+    assert decide(c.view, every, every.at, POLICY).trigger_name == "customer_standby"
+    late = standby_copy(3, received_by="support")
+    assert decide(c.view, late, late.at, POLICY).trigger_name == "customer_standby"
 
 
 def test_a_standby_copy_while_our_human_app_holds_the_thread_is_checked() -> None:
