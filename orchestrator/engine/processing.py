@@ -14,7 +14,7 @@ import asyncpg
 import structlog
 
 from orchestrator.engine.inline import MAX_DEPTH, call_inline
-from orchestrator.engine.outbox_rows import OutboxRow, describe, rows_for
+from orchestrator.engine.outbox_rows import NO_HANDLER, OutboxRow, describe, rows_for
 from orchestrator.engine.runtime import Runtime
 from orchestrator.engine.triggers import action_trigger, trigger_for
 from orchestrator.engine.writes import TranscriptLine, Writes
@@ -183,6 +183,25 @@ class ConversationProcessor:
                 writes.timers[(cid, effect.kind)] = None
             elif isinstance(effect, Deliver) and self._runs_inline(effect, depth):
                 inline.append((effect, depth))
+            elif isinstance(effect, Deliver) and effect.app not in rt.subapps:
+                # No handler and no URL: the app acts through the REST API only. The
+                # delivery is recorded (audit, scenarios) as done at once; sending it
+                # through the dispatcher did nothing but cost a claim and a completion.
+                [(kind, app, lane, payload)] = rows_for(effect)
+                writes.outbox.append(
+                    OutboxRow(
+                        cid,
+                        conversation["account_id"],
+                        event_id,
+                        kind,
+                        app,
+                        lane,
+                        payload,
+                        now,
+                        status="done",
+                        result=NO_HANDLER,
+                    )
+                )
             else:
                 for kind, app, lane, payload in rows_for(effect):
                     writes.outbox.append(

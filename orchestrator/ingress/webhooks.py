@@ -14,7 +14,7 @@ from orchestrator.ingress.decode import MalformedJSON, decode_webhook
 from orchestrator.ingress.events import Event
 from orchestrator.ingress.parser import parse_payload
 from orchestrator.store.intake import IntakeResult, store_raw, store_webhook
-from orchestrator.typedefs import CONFIG, METRICS, POOL, RUNTIME
+from orchestrator.typedefs import CONFIG, INTAKE, METRICS, POOL, RUNTIME
 
 log = structlog.get_logger(__name__)
 
@@ -90,7 +90,9 @@ async def receive(request: web.Request) -> web.StreamResponse:
     else:
         parsed = parse_payload(decoded.value)
         events, problems = parsed.events, [*decoded.problems, *parsed.problems]
-        store = store_webhook(request.app[POOL], name, body, events, problems)
+        store = store_webhook(
+            request.app[POOL], name, body, events, problems, group=request.app.get(INTAKE)
+        )
     try:
         result: IntakeResult = await store
     except StoreUnavailable as exc:
