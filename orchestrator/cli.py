@@ -177,8 +177,11 @@ def _check_config(config: Config) -> int:
     for acc in config.accounts:
         print(
             f"  account {acc.name}: instagram {acc.instagram_account_id}, page {acc.page_id}, "
-            f"locale {acc.locale}, login {acc.login}"
+            f"locale {acc.locale}, login {acc.login}, channels {', '.join(acc.channels)}"
         )
+        # Every (account, app) pair and where its token comes from (never the token itself).
+        for app in config.apps:
+            print(f"    token of {app.name}: {config.token_key(acc, app)}")
     for app in config.apps:
         how = app.handler or app.url or "REST API only"
         print(f"  app {app.name}: id {app.app_id}, {app.role}, {app.kind}, receives via {how}")

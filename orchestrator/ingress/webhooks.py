@@ -10,6 +10,7 @@ from aiohttp import web
 
 from orchestrator.errors import StoreUnavailable
 from orchestrator.ingress import signature
+from orchestrator.ingress.accounts import unknown_accounts
 from orchestrator.ingress.decode import MalformedJSON, decode_webhook
 from orchestrator.ingress.events import Event
 from orchestrator.ingress.parser import parse_payload
@@ -90,6 +91,27 @@ async def receive(request: web.Request) -> web.StreamResponse:
     else:
         parsed = parse_payload(decoded.value)
         events, problems = parsed.events, [*decoded.problems, *parsed.problems]
+        for unknown in unknown_accounts(config, events):
+            # Stored (never dropped) but never processed: said here, once per id and POST.
+            metrics.unknown_accounts.labels(unknown.object).inc(len(unknown.items))
+            log.warning(
+                "webhook_for_unknown_account",
+                account_id=unknown.account_id,
+                object=unknown.object,
+                items=len(unknown.items),
+                reason=unknown.reason,
+            )
+            problems.append(unknown.problem())
+        for event in events:
+            if event.kind == "policy_enforcement":
+                # Meta warns or blocks the Page for a policy breach (Messenger): an operator
+                # must see it; the item is stored and kept with the account's events.
+                log.warning(
+                    "messenger_policy_enforcement",
+                    account_id=event.account_id,
+                    action=getattr(event, "action", None),
+                    reason=getattr(event, "reason", None),
+                )
         store = store_webhook(request.app[POOL], name, body, events, problems)
     try:
         result: IntakeResult = await store

@@ -180,7 +180,7 @@ class Doctor:
             token=f"{app.app_id}|{app.app_secret.value}",
         )
         try:
-            answer = await self.graph.debug_token(app_token, app.page_token.value)
+            answer = await self.graph.debug_token(app_token, self.config.token(account, app).value)
         except GraphError as exc:
             fix = (
                 f"check apps.app_secret and app_id {app.app_id} (App Dashboard → App settings "
@@ -191,14 +191,15 @@ class Doctor:
             self.add(scope, "token", "fail", f"Meta refused the app token: {exc}", fix)
             return
         data = answer.get("data") or {}
+        key = self.config.token_key(account, app)
         new_token = (
             "create a Page token for this app from a long-lived user token (it does not "
-            "expire) of a person with the messaging task on the Page, and export it as the "
-            "app's page_token"
+            "expire) of a person with the messaging task on the Page, and export it as "
+            f"{key}"
         )
         if not data.get("is_valid"):
             reason = (data.get("error") or {}).get("message") or "is_valid is false"
-            self.add(scope, "token", "fail", f"page_token is not valid: {reason}", new_token)
+            self.add(scope, "token", "fail", f"{key} is not valid: {reason}", new_token)
             return
         problems = []
         if str(data.get("app_id")) != app.app_id:
@@ -209,7 +210,7 @@ class Doctor:
         if profile is not None and account.page_id and str(profile) != account.page_id:
             problems.append(f"it is for Page {profile}, not {account.page_id}")
         if problems:
-            self.add(scope, "token", "fail", "page_token: " + "; ".join(problems), new_token)
+            self.add(scope, "token", "fail", f"{key}: " + "; ".join(problems), new_token)
         else:
             expires = int(data.get("expires_at") or 0)
             if expires and expires - self.now() < SOON_S:
@@ -236,7 +237,7 @@ class Doctor:
                 scope,
                 "permissions",
                 "fail",
-                f"page_token lacks {', '.join(missing)}",
+                f"{key} lacks {', '.join(missing)}",
                 "grant these permissions when creating the token (and get Advanced Access in "
                 "App Review to serve accounts without a role on the app)",
             )
@@ -255,7 +256,9 @@ class Doctor:
                 "fail",
                 f"the Instagram user token was refused: {exc}",
                 _graph_fix(
-                    exc, "the page_token (an Instagram user token with login = 'instagram')"
+                    exc,
+                    f"{self.config.token_key(account, app)} (an Instagram user token with "
+                    "login = 'instagram')",
                 ),
             )
             return
@@ -425,11 +428,12 @@ class Doctor:
             )
 
     def _target(self, account: AccountConfig, app: AppConfig) -> GraphTarget:
+        """The (account, app) pair's own token (`[accounts.tokens]`, else `page_token`)."""
         return GraphTarget(
             account_id=account.instagram_account_id,
             page_id=account.page_id,
             login=account.login,
-            token=app.page_token.value,
+            token=self.config.token(account, app).value,
         )
 
 

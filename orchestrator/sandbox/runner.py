@@ -54,7 +54,7 @@ def sim_config(config: Config, orchestrator_url: str) -> SimConfig:
                 name=a.name,
                 app_id=a.app_id,
                 secret=a.app_secret.value,
-                token=a.page_token.value,
+                token=config.token(account, a).value,
                 webhook_url=f"{orchestrator_url}/webhooks/{a.name}",
                 is_default=a.role == "primary",
                 can_take=a.can_take,

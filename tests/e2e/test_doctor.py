@@ -226,4 +226,4 @@ async def test_the_command_checks_a_running_sandbox(
         sb.world.app_states[SUPPORT_APP_ID].scopes = frozenset({"instagram_basic"})
         assert await asyncio.to_thread(main, ["doctor"]) == 1
         out = capsys.readouterr().out
-        assert "[FAIL] permissions: page_token lacks instagram_manage_messages" in out
+        assert "[FAIL] permissions: apps[1].page_token lacks instagram_manage_messages" in out
