@@ -4,6 +4,7 @@ same handover over real HTTP and PostgreSQL, and the channel shows in the REST A
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 from orchestrator.config import Config
 from orchestrator.sandbox.runner import Sandbox
-from tests.conftest import ACCOUNT_ID, PAGE_ID, config_data, make_config
+from tests.conftest import ACCOUNT_ID, PAGE_ID, config_data, fixture_body, make_config, signed
 
 PSID = "7770000000000001"
 IGSID = "5550000000000001"
@@ -101,3 +102,56 @@ async def test_instagram_and_messenger_customers_are_two_conversations_of_one_ac
     assert channels == {IGSID: (ACCOUNT_ID, "instagram"), PSID: (PAGE_ID, "messenger")}
     assert (await texts(sandbox, IGSID))[0] == DISCLOSURE_DE
     assert (await texts(sandbox, PSID))[0] == DISCLOSURE_DE
+
+
+async def test_messenger_only_events_reach_the_app_in_control_and_change_nothing(
+    sandbox: Sandbox,
+) -> None:
+    """`delivery` and `account_linking` of a Messenger customer are delivered to the app in
+    control (and standby copies to support) with `object: "page"`; the state stays."""
+    await say(sandbox, PSID, "Hallo", "messenger")
+    before = await sandbox.conversation(PSID)
+    for name in ("delivery", "account_linking"):
+        payload = fixture_body(f"messenger/{name}")
+        text = json.dumps(payload).replace("2000000000000001", PSID)
+        body, headers = signed(json.loads(text))
+        assert sandbox.http is not None
+        async with sandbox.http.post(
+            f"{sandbox.url}/webhooks/bot", data=body, headers=headers
+        ) as resp:
+            answer = await resp.json()
+        assert resp.status == 200 and answer["stored"] == 1 and answer["problems"] == []
+    await sandbox.settle()
+
+    rows = await sandbox.pool.fetch(
+        "SELECT app, payload FROM outbox WHERE kind = 'deliver' ORDER BY id"
+    )
+    events = [(r["app"], r["payload"]["event"]) for r in rows]
+    to_bot = [
+        e for app, e in events if app == "bot" and e["type"] in ("delivery", "account_linking")
+    ]
+    assert [e["type"] for e in to_bot] == ["delivery", "account_linking"]
+    assert {e["object"] for e in to_bot} == {"page"}
+    after = await sandbox.conversation(PSID)
+    assert after["state"] == before["state"] == "bot"
+
+
+async def test_an_agent_sends_a_messenger_button_template(sandbox: Sandbox) -> None:
+    await say(sandbox, PSID, "Hallo", "messenger")
+    await say(sandbox, PSID, "Ich möchte mit einem Menschen sprechen", "messenger")
+    cid = (await sandbox.conversation(PSID))["id"]
+    assert await support(sandbox, cid, "accept", {}) == 200
+    template = {
+        "attachment": {
+            "type": "template",
+            "payload": {
+                "template_type": "button",
+                "text": "Wie möchten Sie weitermachen?",
+                "buttons": [{"type": "postback", "title": "Rückruf", "payload": "CALLBACK"}],
+            },
+        }
+    }
+    assert await support(sandbox, cid, "messages", {"message": template}) == 200
+    view = await sandbox.sim("GET", f"/sim/customers/{PSID}")
+    last = view["received"][-1]
+    assert last["attachments"][0]["payload"]["template_type"] == "button"
