@@ -149,6 +149,20 @@ class Config:
     disclosure: DisclosureConfig
     rate_limits: RateLimitConfig = RateLimitConfig()
     generated_secrets: tuple[str, ...] = ()
+    # Conversation key (Instagram account id, or Page id of a Messenger account) → account:
+    # every event's lookup is one dict access, whatever the number of accounts.
+    _by_id: Mapping[str, AccountConfig] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        index: dict[str, AccountConfig] = {}
+        for acc in self.accounts:
+            if "instagram" in acc.channels:
+                index.setdefault(acc.instagram_account_id, acc)
+            if acc.messenger and acc.page_id:
+                index.setdefault(acc.page_id, acc)
+        object.__setattr__(self, "_by_id", index)
 
     @property
     def sandbox(self) -> bool:
@@ -167,7 +181,7 @@ class Config:
     def account(self, account_id: str) -> AccountConfig | None:
         """The account a conversation key belongs to: its Instagram account id, or its Page id
         when the account has the Messenger channel."""
-        return next((a for a in self.accounts if a.channel_of(account_id) is not None), None)
+        return self._by_id.get(account_id)
 
     def channel_of(self, account_id: str) -> Channel | None:
         """The channel ("instagram" or "messenger") of a configured conversation key, or None."""
@@ -178,6 +192,11 @@ class Config:
         """Why events under `account_id` are not processed, with what to add to the config;
         intake and the worker say the same."""
         for i, acc in enumerate(self.accounts):
+            if acc.instagram_account_id == account_id and "instagram" not in acc.channels:
+                return (
+                    f"Instagram account {account_id} of account {acc.name!r} has no Instagram "
+                    f'channel: stored, not processed (add "instagram" to accounts[{i}].channels)'
+                )
             if acc.page_id == account_id and not acc.messenger:
                 return (
                     f"Page {account_id} of account {acc.name!r} has no Messenger channel: "
@@ -192,16 +211,7 @@ class Config:
 
     def account_ids(self) -> frozenset[str]:
         """Every id events of a configured account and channel come under."""
-        return frozenset(self.accounts_by_id())
-
-    def accounts_by_id(self) -> dict[str, AccountConfig]:
-        out: dict[str, AccountConfig] = {}
-        for acc in self.accounts:
-            if "instagram" in acc.channels:
-                out[acc.instagram_account_id] = acc
-            if acc.messenger and acc.page_id:
-                out[acc.page_id] = acc
-        return out
+        return frozenset(self._by_id)
 
     def token(self, account: AccountConfig, app: AppConfig) -> Secret:
         """The token `app` uses for `account`: the account's own (`[accounts.tokens]`), else
