@@ -154,6 +154,7 @@ class Config:
     _by_id: Mapping[str, AccountConfig] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _ids: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         index: dict[str, AccountConfig] = {}
@@ -163,6 +164,7 @@ class Config:
             if acc.messenger and acc.page_id:
                 index.setdefault(acc.page_id, acc)
         object.__setattr__(self, "_by_id", index)
+        object.__setattr__(self, "_ids", frozenset(index))
 
     @property
     def sandbox(self) -> bool:
@@ -211,7 +213,7 @@ class Config:
 
     def account_ids(self) -> frozenset[str]:
         """Every id events of a configured account and channel come under."""
-        return frozenset(self._by_id)
+        return self._ids
 
     def token(self, account: AccountConfig, app: AppConfig) -> Secret:
         """The token `app` uses for `account`: the account's own (`[accounts.tokens]`), else

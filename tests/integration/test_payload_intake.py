@@ -140,6 +140,10 @@ async def test_events_of_an_account_not_in_the_config_are_reported(
         'account with channels = ["instagram", "messenger"])'
     ]
     assert 'orchestrator_webhook_unknown_accounts_total{object="instagram"} 1.0' in metrics
+    # Stored whole as an event (no second copy of the bytes), with its conversation.
+    assert await rows(db_url, "SELECT id FROM raw_deliveries") == []
+    [event] = await rows(db_url, "SELECT account_id FROM events")
+    assert event["account_id"] == "17841499999999999"
 
 
 async def test_page_events_of_a_messenger_account_are_filed_under_the_page(
