@@ -123,7 +123,9 @@ async def deliver(rt: Runtime, row: Mapping[str, Any]) -> tuple[dict[str, Any], 
     delivery = Delivery(
         id=row["id"],
         app=row["app"],
-        conversation=conversation_summary(conversation_of(row)),
+        conversation=conversation_summary(
+            conversation_of(row), rt.config.channel_of(row["account_id"])
+        ),
         event=p["event"],
         standby=bool(p.get("standby")),
     )
