@@ -39,8 +39,9 @@ from orchestrator.ops import deadlines, health, logs
 from orchestrator.ops.metrics import Metrics
 from orchestrator.ops.onboarding import check_accounts
 from orchestrator.store.database import create_pool
+from orchestrator.store.intake import GroupCommit
 from orchestrator.store.migrations import migrate
-from orchestrator.typedefs import CLOCK, CONFIG, DB_URL, HTTP, METRICS, POOL, RUNTIME
+from orchestrator.typedefs import CLOCK, CONFIG, DB_URL, HTTP, INTAKE, METRICS, POOL, RUNTIME
 
 log = structlog.get_logger(__name__)
 
@@ -81,6 +82,7 @@ async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
     async with pool.acquire() as conn:
         await migrate(conn)
     app[POOL] = pool
+    app[INTAKE] = GroupCommit(pool)
     yield
     await pool.close()
 
@@ -180,21 +182,6 @@ async def _background(app: web.Application, poll_interval: float) -> AsyncIterat
     await listener.add_listener(CHANNEL, on_notify)
     await listener.add_listener(OUTBOX_CHANNEL, on_notify)
     processor = ConversationProcessor(rt)
-    tasks = [
-        asyncio.create_task(
-            EventWorker(
-                rt.pool,
-                processor,
-                clock=rt.clock,
-                metrics=rt.metrics,
-                name=f"worker-{i}",
-                poll_interval=poll_interval,
-                on_outbox=rt.outbox_waker.poke,
-            ).run(stop, event_wake),
-            name=f"worker-{i}",
-        )
-        for i in range(s.workers)
-    ]
     dispatchers = [
         Dispatcher(
             rt,
@@ -205,7 +192,31 @@ async def _background(app: web.Application, poll_interval: float) -> AsyncIterat
         )
         for i in range(s.dispatchers)
     ]
-    tasks += [asyncio.create_task(d.run(stop, outbox_wake), name=d.name) for d in dispatchers]
+    # Each worker hands the rows it writes straight to a dispatcher of this process
+    # (migrations/0010_handoff.sql); other processes find them by their claim query.
+    tasks = [
+        asyncio.create_task(
+            EventWorker(
+                rt.pool,
+                processor,
+                clock=rt.clock,
+                metrics=rt.metrics,
+                name=f"worker-{i}",
+                poll_interval=poll_interval,
+                on_outbox=rt.outbox_waker.poke,
+                handoff=dispatchers[i % len(dispatchers)] if dispatchers else None,
+            ).run(stop, event_wake),
+            name=f"worker-{i}",
+        )
+        for i in range(s.workers)
+    ]
+    workers = list(tasks)
+    # Dispatchers stop after the workers: a worker finishing its last batch may still hand
+    # them rows, which must be sent and recorded, not left leased until the lease expires.
+    dispatch_stop = asyncio.Event()
+    tasks += [
+        asyncio.create_task(d.run(dispatch_stop, outbox_wake), name=d.name) for d in dispatchers
+    ]
     tasks.append(
         asyncio.create_task(
             watch_peers(rt.pool, listener.get_server_pid(), [rt.waker, rt.outbox_waker], stop),
@@ -221,6 +232,8 @@ async def _background(app: web.Application, poll_interval: float) -> AsyncIterat
     yield
     stop.set()
     # In-flight work finishes (its final writes are shielded); nothing is abandoned half-done.
+    await asyncio.gather(*workers, return_exceptions=True)
+    dispatch_stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
     with contextlib.suppress(Exception):
         await listener.close()

@@ -83,7 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
     say = sandbox_sub.add_parser("say", help="send a customer message", parents=[common])
     say.add_argument("text", help="what the customer writes")
-    say.add_argument("--customer", default="1234567890123456", help="the customer's IGSID")
+    say.add_argument("--customer", default="1234567890123456", help="the customer's IGSID or PSID")
+    say.add_argument(
+        "--channel",
+        choices=("instagram", "messenger"),
+        default=None,
+        help="a new customer writes on Instagram (default) or to the Page on Messenger",
+    )
     show = sandbox_sub.add_parser("show", help="show what the customer received", parents=[common])
     show.add_argument("--customer", default="1234567890123456", help="the customer's IGSID")
     scen = command("scenarios", "QA scenarios: run, check, reference, coverage")
@@ -177,8 +183,11 @@ def _check_config(config: Config) -> int:
     for acc in config.accounts:
         print(
             f"  account {acc.name}: instagram {acc.instagram_account_id}, page {acc.page_id}, "
-            f"locale {acc.locale}, login {acc.login}"
+            f"locale {acc.locale}, login {acc.login}, channels {', '.join(acc.channels)}"
         )
+        # Every (account, app) pair and where its token comes from (never the token itself).
+        for app in config.apps:
+            print(f"    token of {app.name}: {config.token_key(acc, app)}")
     for app in config.apps:
         how = app.handler or app.url or "REST API only"
         print(f"  app {app.name}: id {app.app_id}, {app.role}, {app.kind}, receives via {how}")
@@ -349,7 +358,10 @@ async def _sandbox(config: Config, args: argparse.Namespace) -> int:
     async with aiohttp.ClientSession(timeout=timeout) as session:
         try:
             if args.sandbox_command == "say":
-                async with session.post(f"{customer_url}/say", json={"text": args.text}) as resp:
+                said = {"text": args.text}
+                if args.channel:
+                    said["channel"] = args.channel
+                async with session.post(f"{customer_url}/say", json=said) as resp:
                     result = await resp.json(content_type=None)
                     if resp.status >= 400:
                         err = result.get("error") if isinstance(result, dict) else result

@@ -269,6 +269,7 @@ def _log_started(config: Config, target: DatabaseTarget, role: str) -> None:
             page_id=acc.page_id,
             locale=acc.locale,
             login=acc.login,
+            channels=list(acc.channels),
         )
     for app_cfg in config.apps:
         log.info(

@@ -11,6 +11,7 @@ from aiohttp import web
 from orchestrator.clock import Clock
 from orchestrator.config import Config
 from orchestrator.ops.metrics import Metrics
+from orchestrator.store.intake import GroupCommit
 
 if TYPE_CHECKING:
     from orchestrator.engine.runtime import Runtime
@@ -21,4 +22,5 @@ METRICS = web.AppKey("metrics", Metrics)
 POOL = web.AppKey("pool", asyncpg.Pool)
 DB_URL = web.AppKey("db_url", str)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
+INTAKE = web.AppKey("intake", GroupCommit)  # webhook POSTs stored together under load
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")

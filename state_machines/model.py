@@ -327,13 +327,13 @@ class ConversationView:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
+        for name in _VIEW_FIELDS:
+            value = getattr(self, name)
             if isinstance(value, datetime):
                 value = value.isoformat()
             elif isinstance(value, State):
                 value = value.value
-            out[f.name] = value
+            out[name] = value
         return out
 
     @classmethod
@@ -344,15 +344,20 @@ class ConversationView:
             data = json.loads(data)
         if not isinstance(data, Mapping):
             raise ValueError("a conversation view must be a JSON object")
-        names = {f.name for f in dataclasses.fields(cls)}
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
-            if key not in names:
+            if key not in _VIEW_FIELD_SET:
                 continue
-            if key in _DATETIME_FIELDS:
+            if key in _DATETIME_FIELD_SET:
                 value = parse_datetime(value, f"view.{key}")
             kwargs[key] = value
         return cls(**kwargs)
+
+
+# Computed once: a view is read and written for every event (dataclasses.fields is slow).
+_VIEW_FIELDS = tuple(f.name for f in dataclasses.fields(ConversationView))
+_VIEW_FIELD_SET = frozenset(_VIEW_FIELDS)
+_DATETIME_FIELD_SET = frozenset(_DATETIME_FIELDS)
 
 
 def parse_datetime(value: Any, name: str) -> datetime | None:

@@ -79,6 +79,7 @@ class QueueItem:
     pending_deadline: datetime | None
     updated_at: datetime
     profile: str | None = None  # "Name (@username)" where Meta provides it
+    channel: str = "instagram"  # or "messenger": where the customer writes
 
 
 @dataclass(slots=True)
@@ -92,8 +93,15 @@ class Queue:
         return len(self.pending) + len(self.mine) + len(self.others)
 
 
-def build_queue(rows: Sequence[Mapping[str, Any]], agent_id: int, policy: Policy, t: T) -> Queue:
-    """Pending first (longest waiting first), then mine, then everything else."""
+def build_queue(
+    rows: Sequence[Mapping[str, Any]],
+    agent_id: int,
+    policy: Policy,
+    t: T,
+    channel_of: Callable[[str], str | None] = lambda _account_id: None,
+) -> Queue:
+    """Pending first (longest waiting first), then mine, then everything else. `channel_of`
+    names a conversation's channel from its account id (the config knows)."""
     out = Queue()
     for r in rows:
         view = view_of(r)
@@ -116,6 +124,7 @@ def build_queue(rows: Sequence[Mapping[str, Any]], agent_id: int, policy: Policy
             pending_deadline=pending_since + policy.pending_timeout if pending_since else None,
             updated_at=r["updated_at"],
             profile=_profile(r),
+            channel=channel_of(r["account_id"]) or "instagram",
         )
         if item.state == "pending_human":
             out.pending.append(item)

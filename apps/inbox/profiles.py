@@ -44,10 +44,16 @@ class Profiles:
         failed = False
         try:
             target = rt.graph_target(account_id, app)
+            if target.channel == "messenger":
+                # A PSID's profile (Messenger User Profile API) has names, no username.
+                fields: tuple[str, ...] = ("first_name", "last_name")
+            else:
+                fields = ("name", "username")
             data = await asyncio.wait_for(
-                rt.graph.user_profile(target, customer_id), LOOKUP_TIMEOUT_S
+                rt.graph.user_profile(target, customer_id, fields), LOOKUP_TIMEOUT_S
             )
-            name = _text(data.get("name"))
+            parts = (_text(data.get("first_name")), _text(data.get("last_name")))
+            name = _text(data.get("name")) or " ".join(p for p in parts if p) or None
             username = _text(data.get("username"))
         except (GraphError, LookupError, TimeoutError, ValueError, aiohttp.ClientError) as exc:
             failed = True

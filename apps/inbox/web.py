@@ -337,7 +337,7 @@ async def queue_page(request: web.Request) -> web.Response:
         _like(f["q"]),
         QUEUE_LIMIT,
     )
-    queue = build_queue(rows, session.agent.id, policy, _t(request))
+    queue = build_queue(rows, session.agent.id, policy, _t(request), config.channel_of)
     agents = await request.config_dict[POOL].fetch(q("agents_active"))
     context = {
         "queue": queue,
@@ -401,6 +401,7 @@ async def _conversation_context(request: web.Request, conv: Any) -> dict[str, An
     human_apps = [a.name for a in policy.apps if a.kind == "human" and a.name != me.name]
     return {
         "conv": conv,
+        "channel": request.config_dict[CONFIG].channel_of(conv["account_id"]) or "instagram",
         "view": view,
         "window": window,
         "items": items,

@@ -97,7 +97,7 @@ def _caller(request: web.Request) -> AppConfig:
 def _access(request: web.Request, app: AppConfig) -> tuple[list[str], str, bool, bool]:
     """(accounts, app, reads everything of its accounts, is the primary app)."""
     config = request.app[CONFIG]
-    accounts = [a.instagram_account_id for a in config.accounts]
+    accounts = sorted(config.account_ids())  # Instagram account ids and Messenger Page ids
     return accounts, app.name, app.can_read == "all" or app.standby, app.role == "primary"
 
 
@@ -114,13 +114,14 @@ async def _conversation(request: web.Request, app: AppConfig, *, reading: bool) 
     return row
 
 
-def _summary(row: Any) -> dict[str, Any]:
+def _summary(row: Any, channel: str | None) -> dict[str, Any]:
     view = ConversationView.from_json(row["view"]) if row["view"] else ConversationView()
     automated_until, human_until = window_deadlines(view)
     return {
         "id": row["id"],
         "account_id": row["account_id"],
         "customer_id": row["customer_id"],
+        "channel": channel,
         "state": row["state"],
         "owner_app": row["owner_app"],
         "human_app": view.human_app,
@@ -143,8 +144,18 @@ async def list_conversations(request: web.Request) -> web.Response:
     rows = await request.app[POOL].fetch(
         q("api_list_conversations"), state, account, limit, accounts, name, reads_all, primary
     )
+    config = request.app[CONFIG]
     return web.json_response(
-        {"conversations": [{**dict(r), "updated_at": r["updated_at"].isoformat()} for r in rows]}
+        {
+            "conversations": [
+                {
+                    **dict(r),
+                    "channel": config.channel_of(r["account_id"]),
+                    "updated_at": r["updated_at"].isoformat(),
+                }
+                for r in rows
+            ]
+        }
     )
 
 
@@ -168,7 +179,8 @@ async def get_conversation(request: web.Request) -> web.Response:
             item["text"] = m["text"]
             item["attachments"] = m["attachments"]
         transcript.append(item)
-    return web.json_response({**_summary(row), "transcript": transcript})
+    channel = request.app[CONFIG].channel_of(row["account_id"])
+    return web.json_response({**_summary(row, channel), "transcript": transcript})
 
 
 async def post_action(request: web.Request) -> web.Response:

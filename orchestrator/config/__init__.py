@@ -6,8 +6,10 @@ key path, `loading` reads the file and the environment and assembles the whole.
 
 from orchestrator.config.loading import DEFAULT_CONFIG_PATH, build_config, load_config
 from orchestrator.config.types import (
+    CHANNELS,
     AccountConfig,
     AppConfig,
+    Channel,
     Config,
     DisclosureConfig,
     HandoverConfig,
@@ -18,9 +20,11 @@ from orchestrator.config.types import (
 from orchestrator.config.validation import parse_duration
 
 __all__ = [
+    "CHANNELS",
     "DEFAULT_CONFIG_PATH",
     "AccountConfig",
     "AppConfig",
+    "Channel",
     "Config",
     "DisclosureConfig",
     "HandoverConfig",

@@ -34,6 +34,7 @@ from orchestrator.config.validation import (
     _rate_limits,
     _Reader,
     _service,
+    resolve_tokens,
 )
 from orchestrator.errors import ConfigError
 
@@ -102,6 +103,7 @@ def build_config(
     service = _service(r, service_raw, mode)
     accounts = _accounts(r, data.get("accounts"))
     apps = _apps(r, data.get("apps"))
+    accounts, apps = resolve_tokens(r, data.get("apps"), accounts, apps)
     handover = _handover(r, r.table(data.get("handover", {}), "handover"), apps)
     disclosure = _disclosure(r, r.table(data.get("disclosure", {}), "disclosure"), accounts)
     if len(apps) > 1:

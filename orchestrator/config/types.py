@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
+Channel = Literal["instagram", "messenger"]
+CHANNELS: tuple[Channel, ...] = ("instagram", "messenger")
+
 
 @dataclass(frozen=True, slots=True)
 class Secret:
@@ -33,6 +36,25 @@ class AccountConfig:
     locale: str
     market: str
     login: Literal["facebook", "instagram"]
+    # The channels this account answers on: its Instagram account, and (login = "facebook"
+    # only) its Facebook Page's Messenger conversations.
+    channels: tuple[Channel, ...] = ("instagram",)
+    # Per-app tokens for this account (`[accounts.tokens] bot = "${…}"`): a Page token
+    # belongs to one Page, so every account of a several-account config names its own.
+    tokens: Mapping[str, Secret] = field(default_factory=dict)
+
+    @property
+    def messenger(self) -> bool:
+        return "messenger" in self.channels and self.page_id is not None
+
+    def channel_of(self, account_id: str) -> Channel | None:
+        """The channel of a conversation keyed under `account_id` (the id its events came
+        under: the Instagram account id, or the Page id for Messenger), or None."""
+        if account_id == self.instagram_account_id and "instagram" in self.channels:
+            return "instagram"
+        if self.messenger and account_id == self.page_id:
+            return "messenger"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +149,22 @@ class Config:
     disclosure: DisclosureConfig
     rate_limits: RateLimitConfig = RateLimitConfig()
     generated_secrets: tuple[str, ...] = ()
+    # Conversation key (Instagram account id, or Page id of a Messenger account) → account:
+    # every event's lookup is one dict access, whatever the number of accounts.
+    _by_id: Mapping[str, AccountConfig] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _ids: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index: dict[str, AccountConfig] = {}
+        for acc in self.accounts:
+            if "instagram" in acc.channels:
+                index.setdefault(acc.instagram_account_id, acc)
+            if acc.messenger and acc.page_id:
+                index.setdefault(acc.page_id, acc)
+        object.__setattr__(self, "_by_id", index)
+        object.__setattr__(self, "_ids", frozenset(index))
 
     @property
     def sandbox(self) -> bool:
@@ -143,7 +181,50 @@ class Config:
         return next((a for a in self.apps if a.app_id == app_id), None)
 
     def account(self, account_id: str) -> AccountConfig | None:
-        return next((a for a in self.accounts if a.instagram_account_id == account_id), None)
+        """The account a conversation key belongs to: its Instagram account id, or its Page id
+        when the account has the Messenger channel."""
+        return self._by_id.get(account_id)
+
+    def channel_of(self, account_id: str) -> Channel | None:
+        """The channel ("instagram" or "messenger") of a configured conversation key, or None."""
+        account = self.account(account_id)
+        return account.channel_of(account_id) if account else None
+
+    def unknown_account_reason(self, account_id: str, obj: str | None = None) -> str:
+        """Why events under `account_id` are not processed, with what to add to the config;
+        intake and the worker say the same."""
+        for i, acc in enumerate(self.accounts):
+            if acc.instagram_account_id == account_id and "instagram" not in acc.channels:
+                return (
+                    f"Instagram account {account_id} of account {acc.name!r} has no Instagram "
+                    f'channel: stored, not processed (add "instagram" to accounts[{i}].channels)'
+                )
+            if acc.page_id == account_id and not acc.messenger:
+                return (
+                    f"Page {account_id} of account {acc.name!r} has no Messenger channel: "
+                    f'stored, not processed (add "messenger" to accounts[{i}].channels)'
+                )
+        what = {"page": "Page", "instagram": "Instagram account"}.get(obj or "", "account")
+        return (
+            f"{what} {account_id} is not in the config: stored, not processed (add it as "
+            "an [[accounts]] instagram_account_id, or as the page_id of an account with "
+            'channels = ["instagram", "messenger"])'
+        )
+
+    def account_ids(self) -> frozenset[str]:
+        """Every id events of a configured account and channel come under."""
+        return self._ids
+
+    def token(self, account: AccountConfig, app: AppConfig) -> Secret:
+        """The token `app` uses for `account`: the account's own (`[accounts.tokens]`), else
+        the app's `page_token` (the single-account default). Validation makes sure one is set."""
+        return account.tokens.get(app.name) or app.page_token
+
+    def token_key(self, account: AccountConfig, app: AppConfig) -> str:
+        """Where that token is set in the config file, for messages that say what to fix."""
+        if app.name in account.tokens:
+            return f"accounts[{self.accounts.index(account)}].tokens.{app.name}"
+        return f"apps[{self.apps.index(app)}].page_token"
 
     def app_by_api_key(self, key: str) -> AppConfig | None:
         import hmac

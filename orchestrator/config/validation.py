@@ -6,11 +6,13 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from orchestrator.config.types import (
+    CHANNELS,
     AccountConfig,
     AppConfig,
     DisclosureConfig,
@@ -52,7 +54,16 @@ SERVICE_KEYS = (
     "header_timeout",
     "body_timeout",
 )
-ACCOUNT_KEYS = ("name", "instagram_account_id", "page_id", "locale", "market", "login")
+ACCOUNT_KEYS = (
+    "name",
+    "instagram_account_id",
+    "page_id",
+    "locale",
+    "market",
+    "login",
+    "channels",
+    "tokens",
+)
 APP_KEYS = (
     "name",
     "app_id",
@@ -383,6 +394,11 @@ def _accounts(r: _Reader, raw: Any) -> tuple[AccountConfig, ...]:
         if market and not re.match(r"^[A-Z]{2}$", market):
             r.fail(f"{p}.market", f"{market!r}: expected a two-letter country code such as 'DE'")
         name = r.get(t, p, "name", str, f"account{i}")
+        channels = _channels(r, t, p, login, page_id)
+        if page_id and "messenger" in channels:
+            if page_id in seen:
+                r.fail(f"{p}.page_id", f"{page_id} is registered twice")
+            seen.add(page_id)
         out.append(
             AccountConfig(
                 name=name or f"account{i}",
@@ -391,9 +407,109 @@ def _accounts(r: _Reader, raw: Any) -> tuple[AccountConfig, ...]:
                 locale=locale or "en",
                 market=market or "",
                 login=login,
+                channels=channels,
+                tokens=_tokens(r, t, p),
             )
         )
     return tuple(out)
+
+
+def _channels(
+    r: _Reader, t: Mapping[str, Any], p: str, login: str, page_id: str | None
+) -> tuple[Any, ...]:
+    """`channels = ["instagram", "messenger"]`; Messenger is the account's Facebook Page, so
+    it needs login = "facebook" and a page_id."""
+    raw = r.get(t, p, "channels", list, ["instagram"])
+    if raw is None:
+        return ("instagram",)
+    out: list[str] = []
+    for j, value in enumerate(raw):
+        if value not in CHANNELS:
+            r.fail(f"{p}.channels[{j}]", f"{value!r}: {suggest(str(value), CHANNELS)}")
+        elif value not in out:
+            out.append(value)
+    if not out:
+        r.fail(f"{p}.channels", "name at least one channel: 'instagram' and/or 'messenger'")
+        return ("instagram",)
+    if "messenger" in out and login != "facebook":
+        r.fail(
+            f"{p}.channels",
+            "'messenger' needs login = 'facebook': Messenger conversations belong to the "
+            "account's Facebook Page (an Instagram-login account has no Page)",
+        )
+        out.remove("messenger")
+    elif "messenger" in out and page_id is None:
+        r.fail(f"{p}.channels", "'messenger' needs the account's page_id (the Page's id)")
+        out.remove("messenger")
+    return tuple(out) or ("instagram",)
+
+
+def _tokens(r: _Reader, t: Mapping[str, Any], p: str) -> dict[str, Secret]:
+    """`[accounts.tokens]`: app name → `${ENV}` token of that app for this account. App names
+    are checked against [[apps]] once both are read (`token_problems`)."""
+    raw = r.get(t, p, "tokens", dict, {})
+    out: dict[str, Secret] = {}
+    for app_name in raw or {}:
+        secret = r.secret(raw, f"{p}.tokens", app_name, True)
+        if secret is not None:
+            out[str(app_name)] = secret
+    return out
+
+
+def resolve_tokens(
+    r: _Reader,
+    raw_apps: Any,
+    accounts: tuple[AccountConfig, ...],
+    apps: tuple[AppConfig, ...],
+) -> tuple[tuple[AccountConfig, ...], tuple[AppConfig, ...]]:
+    """Every (account, app) pair needs a token. With one account the app's `page_token` is the
+    token (the single-account set-up); with several, each account names its own under
+    `[accounts.tokens]`, since a Page token belongs to one Page and one app-level token would
+    send every account's messages with the first Page's token. Tokens for unknown apps are
+    mistakes. Returns the sections with sandbox placeholders filled in where allowed."""
+    names = [a.name for a in apps]
+    single = len(accounts) == 1
+    out_apps = []
+    for i, app in enumerate(apps):
+        raw_app = raw_apps[i] if isinstance(raw_apps, list) and i < len(raw_apps) else {}
+        raw_app = raw_app if isinstance(raw_app, dict) else {}
+        if single and app.name not in accounts[0].tokens and not app.page_token:
+            if "page_token" not in raw_app:  # a given-but-unset variable is reported already
+                secret = r.secret(raw_app, f"apps[{i}]", "page_token", True)
+                app = replace(app, page_token=secret or Secret(""))
+        out_apps.append(app)
+    out_accounts = []
+    for j, acc in enumerate(accounts):
+        tokens = dict(acc.tokens)
+        for app_name in acc.tokens:
+            if app_name not in names:
+                r.fail(
+                    f"accounts[{j}].tokens.{app_name}",
+                    f"no app named {app_name!r}; {suggest(app_name, names)}",
+                )
+        if not single:
+            for i, app in enumerate(apps):
+                if app.name in tokens:
+                    continue
+                where = f"accounts[{j}].tokens.{app.name}"
+                if r.sandbox:
+                    r.generated.append(where)
+                    tokens[app.name] = Secret(f"sandbox-{where}", "sandbox placeholder")
+                    continue
+                var = re.sub(r"[^A-Z0-9]+", "_", f"{acc.name}_{app.name}_TOKEN".upper())
+                also = (
+                    f"apps[{i}].page_token is used only when there is a single account"
+                    if app.page_token
+                    else f"apps[{i}].page_token is not set either"
+                )
+                r.fail(
+                    where,
+                    f"is required: app {app.name!r} has no token for account {acc.name!r} "
+                    f'({also}); add {app.name} = "${{{var}}}" under [accounts.tokens] of '
+                    f"accounts[{j}]",
+                )
+        out_accounts.append(replace(acc, tokens=tokens))
+    return tuple(out_accounts), tuple(out_apps)
 
 
 def _id(r: _Reader, t: Mapping[str, Any], p: str, key: str, required: bool = True) -> str | None:
@@ -463,7 +579,8 @@ def _apps(r: _Reader, raw: Any) -> tuple[AppConfig, ...]:
                 kind=kind,
                 app_secret=r.secret(t, p, "app_secret", True) or Secret(""),
                 verify_token=r.secret(t, p, "verify_token", True) or Secret(""),
-                page_token=r.secret(t, p, "page_token", True) or Secret(""),
+                # Optional here: an account may give its own token (`token_problems`).
+                page_token=r.secret(t, p, "page_token", False) or Secret(""),
                 api_key=r.secret(t, p, "api_key", required="url" in t),
                 handler=handler,
                 url=url,

@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,6 +42,7 @@ from orchestrator.engine.loop import STORE_ERRORS, run_until_stopped
 from orchestrator.engine.perform import WindowClosedAtSend, perform, reconcile
 from orchestrator.engine.runtime import Runtime
 from orchestrator.engine.throttle import AccountPauses
+from orchestrator.engine.writes import Claim
 from orchestrator.graph import GraphError, HttpDeliveryError, NotThreadOwner, RateLimited
 from orchestrator.store.intake import Row, store_rows
 from orchestrator.store.outage import is_outage
@@ -89,6 +90,32 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._rand = random.Random()
+        self._claim_after_flush = False
+
+    # -- hand-off (migrations/0010_handoff.sql) ---------------------------------------------
+
+    def claim(self) -> Claim | None:
+        """What a worker of this process may claim for us in its flush: as many heads as we
+        have room for, none of a paused account."""
+        free = self.max_in_flight - len(self.inflight)
+        if free <= 0:
+            return None
+        return Claim(self.rt.clock.now, free, self.pauses.paused(self.rt.clock.now()), LEASE_S)
+
+    def adopt(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Start rows claimed for us elsewhere (a worker's flush, our own completions)."""
+        for row in rows:
+            self.inflight[row["id"]] = row
+            task = asyncio.create_task(self._execute(row), name=f"outbox-{row['id']}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def request_claim(self) -> None:
+        """A worker wrote rows it could not hand over (their lane was busy): look for them
+        now, and once more after the completion being written (it may free their lane
+        after our claim query looked)."""
+        self._claim_after_flush = True
+        self._wake.set()
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -122,15 +149,12 @@ class Dispatcher:
         rows = await self._claim()
         if rows:
             await asyncio.gather(*(self._execute(r) for r in rows))
-            await self._flush()
+            await self._flush(chain=False)
         return len(rows)
 
     async def _start_more(self) -> bool:
         rows = await self._claim()
-        for row in rows:
-            task = asyncio.create_task(self._execute(row), name=f"outbox-{row['id']}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        self.adopt(rows)
         return bool(rows)
 
     async def _claim(self) -> list[asyncpg.Record]:
@@ -144,8 +168,6 @@ class Dispatcher:
             )
         except asyncpg.UniqueViolationError:
             return []  # another process claimed one of these lanes' heads just now
-        for row in rows:
-            self.inflight[row["id"]] = row
         return list(rows)
 
     # -- one row -----------------------------------------------------------------------------
@@ -240,33 +262,50 @@ class Dispatcher:
             if stop.is_set() and not self._tasks and not self._outcomes:
                 return
 
-    async def _flush(self) -> None:
+    async def _flush(self, *, chain: bool = True) -> None:
+        """Record the outcomes so far; with `chain`, the next heads of completed lanes are
+        claimed in the same statement and started (run_once claims them itself instead)."""
         batch, self._outcomes = self._outcomes, []
         if not batch:
             return
+        rewake, self._claim_after_flush = self._claim_after_flush, False
+        # Completions alone are one statement (atomic by itself): no BEGIN/COMMIT round trips.
+        single = all(o.verdict == "done" and not o.follow_up for o in batch)
         try:
-            async with self.rt.pool.acquire() as conn, conn.transaction():
-                await self._write(conn, batch)
+            async with self.rt.pool.acquire() as conn:
+                if single:
+                    chained = await self._write(conn, batch, chain=chain)
+                else:
+                    async with conn.transaction():
+                        chained = await self._write(conn, batch, chain=chain)
         except STORE_ERRORS as exc:
             if not is_outage(exc):
-                await self._write_one_by_one(batch)
+                chained = await self._write_one_by_one(batch, chain=chain)
             else:
                 # The database is away: keep the outcomes (their rows stay leased and
                 # refreshed) and try again shortly.
                 log.error("outbox_completion_delayed", error=str(exc), rows=len(batch))
                 self._outcomes = batch + self._outcomes
+                self._claim_after_flush = self._claim_after_flush or rewake
                 await asyncio.sleep(1.0)
                 self._outcome_ready.set()
                 return
+            rewake = True
         self._finished(batch)
+        # Committed: the next heads of the completed lanes are ours to send.
+        self.adopt(chained)
+        if rewake or any(o.verdict == "dead" for o in batch):
+            self._wake.set()  # a lane moved on without a hand-off: look for its next row
 
-    async def _write_one_by_one(self, batch: list[Outcome]) -> None:
+    async def _write_one_by_one(self, batch: list[Outcome], *, chain: bool) -> list[Any]:
         """A value the database refused (e.g. an odd answer from Meta): record each outcome
-        alone; a done row is marked done even if its transcript line cannot be written."""
+        alone; a done row is marked done even if its transcript line cannot be written.
+        Returns the heads chained to the completions that went through."""
+        chained: list[Any] = []
         for o in batch:
             try:
                 async with self.rt.pool.acquire() as conn, conn.transaction():
-                    await self._write(conn, [o])
+                    chained += await self._write(conn, [o], chain=chain)
             except asyncpg.PostgresError as exc:
                 log.error("outbox_record_failed", outbox_id=o.row["id"], error=str(exc))
                 async with self.rt.pool.acquire() as conn:
@@ -280,13 +319,30 @@ class Dispatcher:
                             o.row["lease_token"],
                             f"{o.reason}; recording failed: {exc}",
                         )
+        return chained
 
-    async def _write(self, conn: asyncpg.Connection, batch: list[Outcome]) -> None:
+    async def _write(
+        self, conn: asyncpg.Connection, batch: list[Outcome], *, chain: bool
+    ) -> list[Any]:
+        """Record `batch`; the next heads of completed lanes claimed in the same statement."""
         done = [o for o in batch if o.verdict == "done"]
+        chained: list[Any] = []
         if done:
-            confirmed = {
-                r["id"] for r in await conn.fetch(q("outbox_done"), *self._done_args(done))
-            }
+            now = self.rt.clock.now()
+            free = max(0, self.max_in_flight - len(self.inflight) + len(done)) if chain else 0
+            confirmed = set()
+            for r in await conn.fetch(
+                q("complete_outbox"),
+                *self._done_args(done),
+                now,
+                free,
+                self.pauses.paused(now),
+                LEASE_S,
+            ):
+                if r["done"]:
+                    confirmed.add(r["id"])
+                else:
+                    chained.append(r)
             for o in done:
                 if o.row["id"] not in confirmed:
                     log.warning(
@@ -309,6 +365,7 @@ class Dispatcher:
                 )
             elif o.verdict == "dead":
                 await conn.execute(q("outbox_dead"), o.row["id"], o.row["lease_token"], o.reason)
+        return chained
 
     def _done_args(self, done: list[Outcome], *, transcript: bool = True) -> list[Any]:
         """Arguments of `outbox_done`: the rows, and the transcript lines of sends."""
@@ -374,7 +431,6 @@ class Dispatcher:
                 )
         if follow_up:
             self.rt.waker.poke()
-        self._wake.set()  # lanes moved on: their next rows may be claimable
 
     # -- leases --------------------------------------------------------------------------------
 

@@ -51,12 +51,13 @@ async def call_inline(
     conversation: Mapping[str, Any],
     event: Mapping[str, Any],
     standby: bool,
+    channel: str | None = None,
     timeout_s: float = INLINE_TIMEOUT_S,
 ) -> InlineOutcome:
     delivery = Delivery(
         id=delivery_id,
         app=app,
-        conversation=conversation_summary(conversation),
+        conversation=conversation_summary(conversation, channel),
         event=event,
         standby=standby,
     )

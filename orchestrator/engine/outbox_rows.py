@@ -24,6 +24,8 @@ from state_machines import (
 )
 
 META_LANE = "meta"
+# The result of a delivery to an app without a handler or URL (it uses the REST API only).
+NO_HANDLER = {"delivered": False, "note": "app has no handler; it uses the REST API"}
 
 
 def delivery_lane(app: str) -> str:

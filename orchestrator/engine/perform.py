@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from orchestrator.engine.inline import as_json
+from orchestrator.engine.outbox_rows import NO_HANDLER
 from orchestrator.engine.runtime import Runtime
 from orchestrator.engine.subapps import Delivery, conversation_summary
 from orchestrator.store.intake import Row, action_row
@@ -117,12 +118,14 @@ async def deliver(rt: Runtime, row: Mapping[str, Any]) -> tuple[dict[str, Any], 
     could not run it inline); the actions it answers with become events of the conversation."""
     handler = rt.subapps.get(row["app"])
     if handler is None:
-        return {"delivered": False, "note": "app has no handler; it uses the REST API"}, []
+        return dict(NO_HANDLER), []
     p = row["payload"]
     delivery = Delivery(
         id=row["id"],
         app=row["app"],
-        conversation=conversation_summary(conversation_of(row)),
+        conversation=conversation_summary(
+            conversation_of(row), rt.config.channel_of(row["account_id"])
+        ),
         event=p["event"],
         standby=bool(p.get("standby")),
     )

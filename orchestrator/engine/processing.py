@@ -14,7 +14,7 @@ import asyncpg
 import structlog
 
 from orchestrator.engine.inline import MAX_DEPTH, call_inline
-from orchestrator.engine.outbox_rows import OutboxRow, describe, rows_for
+from orchestrator.engine.outbox_rows import NO_HANDLER, OutboxRow, describe, rows_for
 from orchestrator.engine.runtime import Runtime
 from orchestrator.engine.triggers import action_trigger, trigger_for
 from orchestrator.engine.writes import TranscriptLine, Writes
@@ -67,8 +67,13 @@ class ConversationProcessor:
         rt = self.rt
         account = rt.config.account(conversation["account_id"])
         if account is None:
-            log.warning("event_for_unknown_account", account_id=conversation["account_id"])
-            return {"note": f"account {conversation['account_id']} is not registered"}
+            # Reported at intake already (webhook_for_unknown_account); the same words here.
+            reason = rt.config.unknown_account_reason(conversation["account_id"])
+            log.warning(
+                "event_for_unknown_account", account_id=conversation["account_id"], reason=reason
+            )
+            return {"note": reason}
+        channel = account.channel_of(conversation["account_id"]) or "instagram"
         now = rt.clock.now()
         if event["unsent"] or (event["kind"] == "message_deleted" and event["mid"]):
             # One erase mechanism (orchestrator_erase). For a deletion this is the guarantee:
@@ -92,7 +97,9 @@ class ConversationProcessor:
                 )
             )
             return {"note": "unsent by the customer before processing; content erased"}
-        trigger, typed = await trigger_for(conn, conversation, event, apps=len(rt.config.apps))
+        trigger, typed = await trigger_for(
+            conn, conversation, event, apps=len(rt.config.apps), channel=channel
+        )
         if typed is not None:
             await self._transcribe(conn, conversation["id"], event, typed, writes)
         if trigger is None:
@@ -183,6 +190,25 @@ class ConversationProcessor:
                 writes.timers[(cid, effect.kind)] = None
             elif isinstance(effect, Deliver) and self._runs_inline(effect, depth):
                 inline.append((effect, depth))
+            elif isinstance(effect, Deliver) and effect.app not in rt.subapps:
+                # No handler and no URL: the app acts through the REST API only. The
+                # delivery is recorded (audit, scenarios) as done at once; sending it
+                # through the dispatcher did nothing but cost a claim and a completion.
+                [(kind, app, lane, payload)] = rows_for(effect)
+                writes.outbox.append(
+                    OutboxRow(
+                        cid,
+                        conversation["account_id"],
+                        event_id,
+                        kind,
+                        app,
+                        lane,
+                        payload,
+                        now,
+                        status="done",
+                        result=NO_HANDLER,
+                    )
+                )
             else:
                 for kind, app, lane, payload in rows_for(effect):
                     writes.outbox.append(
@@ -191,7 +217,8 @@ class ConversationProcessor:
                         )
                     )
         if d.transition:
-            rt.metrics.transitions.labels(d.transition).inc()
+            channel = rt.config.channel_of(conversation["account_id"]) or "instagram"
+            rt.metrics.transitions.labels(d.transition, channel).inc()
         if d.refusal:
             rt.metrics.refusals.labels(d.refusal.code).inc()
         for warning in d.warnings:
@@ -223,6 +250,7 @@ class ConversationProcessor:
             conversation=conversation,
             event=payload["event"],
             standby=effect.standby,
+            channel=rt.config.channel_of(conversation["account_id"]),
         )
         decided: list[dict[str, Any]] = []
         for i, action_json in enumerate(outcome.actions):

@@ -35,14 +35,22 @@ class Runtime:
             self.outbox_waker = Waker(self.pool, channel=OUTBOX_CHANNEL)
 
     def graph_target(self, account_id: str, app_name: str) -> GraphTarget:
-        """Which host and token to use when `app_name` acts on `account_id`'s behalf."""
-        account = self.config.account(account_id)
-        app = self.config.app(app_name) or self.config.primary
-        if account is None:
-            raise LookupError(f"account {account_id} is not registered in the config")
-        return GraphTarget(
-            account_id=account.instagram_account_id,
-            page_id=account.page_id,
-            login=account.login,
-            token=app.page_token.value,
-        )
+        """Which host, channel and token to use when `app_name` acts on `account_id`'s behalf
+        (`account_id` is a conversation's key: the Instagram account id, or the Page id of a
+        Messenger conversation). The token is the (account, app) pair's own."""
+        return graph_target(self.config, account_id, app_name)
+
+
+def graph_target(config: Config, account_id: str, app_name: str) -> GraphTarget:
+    account = config.account(account_id)
+    app = config.app(app_name) or config.primary
+    if account is None:
+        raise LookupError(f"account {account_id} is not registered in the config")
+    channel = account.channel_of(account_id) or "instagram"
+    return GraphTarget(
+        account_id=account_id,
+        page_id=account.page_id,
+        login=account.login,
+        token=config.token(account, app).value,
+        channel=channel,
+    )

@@ -89,12 +89,15 @@ def load_subapp(index: int, app: AppConfig, ctx: AppContext) -> SubApp | None:
     return instance
 
 
-def conversation_summary(conv: Mapping[str, Any]) -> dict[str, Any]:
-    """What a sub-app is told about the conversation with each delivery."""
+def conversation_summary(conv: Mapping[str, Any], channel: str | None = None) -> dict[str, Any]:
+    """What a sub-app is told about the conversation with each delivery. `channel` is
+    "instagram" (customer_id an IGSID, account_id the Instagram account) or "messenger"
+    (customer_id a PSID, account_id the Page)."""
     view = conv["view"] or {}
     return {
         "id": conv["id"],
         "account_id": conv["account_id"],
+        "channel": channel or "instagram",
         "customer_id": conv["customer_id"],
         "state": conv["state"],
         "owner_app": conv["owner_app"],

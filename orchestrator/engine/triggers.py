@@ -35,7 +35,14 @@ from state_machines import (
 
 # docs/platform.md 4.5: what (re)opens the 24-hour window besides a message.
 OPENS_WINDOW = frozenset({"postback", "reaction", "referral", "comment", "live_comment"})
-ACTIVITY = OPENS_WINDOW | {"read", "message_edit", "message_deleted", "mention"}
+# Messenger-only kinds with a customer (docs/payloads.md): delivered to the app in control
+# (standby copies to the others) like a read receipt; they open no window and change no state.
+MESSENGER_ACTIVITY = frozenset({"delivery", "optin", "account_linking"})
+ACTIVITY = (
+    OPENS_WINDOW | MESSENGER_ACTIVITY | {"read", "message_edit", "message_deleted", "mention"}
+)
+# The webhook `object` of a conversation's channel.
+OBJECT_OF_CHANNEL = {"instagram": "instagram", "messenger": "page"}
 HANDOVER = {
     "pass_thread_control": "pass",
     "take_thread_control": "take",
@@ -43,14 +50,18 @@ HANDOVER = {
 }
 
 
-def typed_event(row: Mapping[str, Any], account_id: str) -> Event | None:
+def typed_event(
+    row: Mapping[str, Any], account_id: str, channel: str = "instagram"
+) -> Event | None:
     """Rebuild the typed event from the stored raw item (parsing is pure and deterministic,
-    so storing the raw item is enough and keeps exactly what Meta sent)."""
+    so storing the raw item is enough and keeps exactly what Meta sent). The conversation's
+    channel gives back the webhook's `object` ("page" for Messenger)."""
     source = row["source"]
     if source not in ("messaging", "standby", "changes"):
         return None
     entry = {"id": account_id, source: [row["payload"]]}
-    parsed = parse_payload({"object": "instagram", "entry": [entry]})
+    obj = OBJECT_OF_CHANNEL.get(channel, "instagram")
+    parsed = parse_payload({"object": obj, "entry": [entry]})
     return parsed.events[0] if parsed.events else None
 
 
@@ -83,6 +94,7 @@ async def trigger_for(
     row: Mapping[str, Any],
     *,
     apps: int,
+    channel: str = "instagram",
 ) -> tuple[Any, Event | None]:
     """(trigger or None when there is nothing to decide, typed webhook event or None)."""
     kind, at = row["kind"], row["occurred_at"]
@@ -112,7 +124,7 @@ async def trigger_for(
             held=int(payload.get("held") or 0),
             reason=payload.get("reason"),
         ), None
-    typed = typed_event(row, conversation["account_id"])
+    typed = typed_event(row, conversation["account_id"], channel)
     if typed is None:
         return None, None
     if kind == "reaction" and row["mid"] and await _unsent(conn, conversation, row["mid"]):

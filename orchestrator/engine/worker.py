@@ -17,9 +17,9 @@ per savepoint, so one bad event is marked failed and never blocks the rest.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import structlog
@@ -28,7 +28,7 @@ from orchestrator.clock import Clock
 from orchestrator.engine.loop import run_until_stopped
 from orchestrator.engine.processing import ConversationProcessor, IdPool
 from orchestrator.engine.triggers import typed_event
-from orchestrator.engine.writes import Writes
+from orchestrator.engine.writes import Claim, Writes
 from orchestrator.ops.metrics import Metrics
 from orchestrator.store.outage import is_outage
 from orchestrator.store.queries import q
@@ -36,6 +36,18 @@ from state_machines import check_app_roles
 
 log = structlog.get_logger(__name__)
 HOUSEKEEPING_S = 0.1
+CONVERSATION_COLUMNS = ("id", "account_id", "customer_id", "state", "owner_app", "view")
+
+
+class Handoff(Protocol):
+    """A dispatcher of this process that takes the rows a batch writes straight from its
+    flush (migrations/0010_handoff.sql), instead of finding them with a claim query."""
+
+    def claim(self) -> Claim | None: ...
+
+    def adopt(self, rows: Sequence[Any]) -> None: ...
+
+    def request_claim(self) -> None: ...
 
 
 class EventWorker:
@@ -51,6 +63,7 @@ class EventWorker:
         events_per_conversation: int = 50,
         poll_interval: float = 0.5,
         on_outbox: Callable[[], None] | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         self.pool = pool
         self.processor = processor
@@ -61,6 +74,7 @@ class EventWorker:
         self.events_per_conversation = events_per_conversation
         self.poll_interval = poll_interval
         self.on_outbox = on_outbox or (lambda: None)
+        self.handoff = handoff
         self._failed_ids: set[int] = set()
         self._idle = True
         self._next_housekeeping = 0.0
@@ -116,36 +130,43 @@ class EventWorker:
 
     async def _step(self, conn: asyncpg.Connection) -> int:
         try:
-            done, outbox = await self._batch(conn, safe=False)
+            done, outbox, claimed = await self._batch(conn, safe=False)
         except Exception as exc:
             if is_outage(exc):  # not the batch's fault (connection, deadlock): try again later
                 raise
             log.warning("batch_failed_redone_one_by_one", error=f"{type(exc).__name__}: {exc}")
-            done, outbox = await self._batch(conn, safe=True)
-        if outbox:
+            done, outbox, claimed = await self._batch(conn, safe=True)
+        # Committed: the heads claimed in the flush go to this process's dispatcher; what
+        # they could not take (a lane busy, the dispatcher full) is found by a claim query.
+        if claimed and self.handoff is not None:
+            self.handoff.adopt(claimed)
+        if outbox > len(claimed):
             self.on_outbox()
+            if self.handoff is not None:
+                self.handoff.request_claim()
         return done
 
-    async def _batch(self, conn: asyncpg.Connection, *, safe: bool) -> tuple[int, int]:
-        """(events handled, outbox rows written) for one claim of conversations."""
-        writes = Writes()
+    async def _batch(self, conn: asyncpg.Connection, *, safe: bool) -> tuple[int, int, list[Any]]:
+        """(events handled, outbox rows written, heads claimed for the dispatcher) for one
+        claim of conversations."""
+        writes = Writes(claim=self.handoff.claim() if self.handoff is not None else None)
         ids = IdPool()
         outbox = 0
         handled: list[Any] = []
         async with conn.transaction():
-            claimed = [
-                dict(c)
-                for c in await conn.fetch(q("claim_conversations"), self.conversations_per_claim)
-            ]
-            if not claimed:
-                return 0, 0
             events = await conn.fetch(
-                q("head_events"), [c["id"] for c in claimed], self.events_per_conversation
+                q("claim_batch"), self.conversations_per_claim, self.events_per_conversation
             )
+            if not events:
+                return 0, 0, []
+            conversations: list[dict[str, Any]] = []
             by_conversation: dict[int, list[Any]] = {}
             for e in events:
-                by_conversation.setdefault(e["conversation_id"], []).append(e)
-            for conversation in claimed:
+                if e["c_id"] not in by_conversation:
+                    by_conversation[e["c_id"]] = []
+                    conversations.append({k: e["c_" + k] for k in CONVERSATION_COLUMNS})
+                by_conversation[e["c_id"]].append(e)
+            for conversation in conversations:
                 structlog.contextvars.bind_contextvars(conversation_id=conversation["id"])
                 try:
                     for event in by_conversation.get(conversation["id"], ()):
@@ -162,7 +183,7 @@ class EventWorker:
             outbox += writes.pending_outbox
             await writes.flush(conn)
         self._observe(handled)
-        return len(handled), outbox
+        return len(handled), outbox, writes.claimed
 
     async def _event(
         self,

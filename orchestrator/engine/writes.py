@@ -10,6 +10,7 @@ with the events' "done" or not at all.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +39,17 @@ class TranscriptLine:
     outbox_id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Claim the lanes a flush writes for this process's dispatcher (migrations/0010):
+    at most `limit` heads, none of a paused account, leased for `lease_s`."""
+
+    now: Callable[[], datetime]  # the engine's clock: rows written are due from its now
+    limit: int
+    paused: list[str]
+    lease_s: float
+
+
 @dataclass(slots=True)
 class Writes:
     conversations: dict[int, tuple[str, str | None, str]] = field(default_factory=dict)
@@ -46,6 +58,10 @@ class Writes:
     # (conversation, kind) → (due_at, generation) to set, or None to cancel; the last wins.
     timers: dict[tuple[int, str], tuple[datetime, int] | None] = field(default_factory=dict)
     finished: list[tuple[int, str, str | None, str | None, datetime]] = field(default_factory=list)
+    # Set by the worker when a dispatcher of this process takes rows straight from the
+    # flush; the heads claimed so far (handed over only once the transaction commits).
+    claim: Claim | None = None
+    claimed: list[Any] = field(default_factory=list)
 
     def conversation(self, cid: int, state: str, owner_app: str | None, view: Any) -> None:
         self.conversations[cid] = (state, owner_app, dumps(view))
@@ -84,9 +100,10 @@ class Writes:
         return sum(1 for r in self.outbox if r.status == "pending")
 
     async def flush(self, conn: asyncpg.Connection) -> None:
-        """Write everything gathered so far in one round trip (`orchestrator_apply`) and
-        start over. A step may flush several times: before a statement that must see the
-        transcript, e.g. an unsend's erase."""
+        """Write everything gathered so far in one round trip (`orchestrator_apply_claim`:
+        with `claim` set, the free heads of the lanes written are claimed in the same
+        statement and added to `claimed`) and start over. A step may flush several times:
+        before a statement that must see the transcript, e.g. an unsend's erase."""
         if not (
             self.conversations or self.transcript or self.outbox or self.timers or self.finished
         ):
@@ -96,8 +113,10 @@ class Writes:
         t, o, f = self.transcript, self.outbox, self.finished
         sets = [(k, v) for k, v in self.timers.items() if v is not None]
         cancels = [k for k, v in self.timers.items() if v is None]
-        await conn.execute(
-            q("apply_writes"),
+        claim = self.claim
+        limit = 0 if claim is None else max(0, claim.limit - len(self.claimed))
+        rows = await conn.fetch(
+            q("apply_claim"),
             cids,
             [v[0] for v in convs],
             [v[1] for v in convs],
@@ -135,5 +154,10 @@ class Writes:
             [x[2] for x in f],
             [x[3] for x in f],
             [x[4] for x in f],
+            claim.now() if claim else None,
+            limit,
+            claim.paused if claim else [],
+            claim.lease_s if claim else 0.0,
         )
+        self.claimed.extend(rows)
         self.clear()

@@ -42,6 +42,7 @@ from .text import has_media, validate_message, validate_messaging_type, validate
 
 __all__ = [
     "CallRecord",
+    "ChannelName",
     "GraphClient",
     "GraphTarget",
     "Login",
@@ -52,6 +53,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Login = Literal["facebook", "instagram"]
+# The conversation's channel: an Instagram account's Direct messages, or its Facebook Page's
+# Messenger conversations (same Page node and token; no `platform=instagram` on thread
+# control, docs/platform.md 5).
+ChannelName = Literal["instagram", "messenger"]
 SenderAction = Literal["typing_on", "typing_off", "mark_seen"]
 
 SENDER_ACTIONS = frozenset({"typing_on", "typing_off", "mark_seen"})
@@ -66,19 +71,26 @@ class GraphTarget:
     page_id: str | None
     login: Login
     token: str = field(repr=False)
+    channel: ChannelName = "instagram"
 
     def __post_init__(self) -> None:
         if self.login not in ("facebook", "instagram"):
             raise ValueError(
                 f"GraphTarget.login must be 'facebook' or 'instagram', got {self.login!r}"
             )
+        if self.channel not in ("instagram", "messenger"):
+            raise ValueError(
+                f"GraphTarget.channel must be 'instagram' or 'messenger', got {self.channel!r}"
+            )
+        if self.channel == "messenger" and (self.login != "facebook" or not self.page_id):
+            raise ValueError("a Messenger GraphTarget needs login 'facebook' and a page_id")
         if not self.token:
             raise ValueError(f"GraphTarget for account {self.account_id!r} has an empty token")
 
     def __repr__(self) -> str:
         return (
             f"GraphTarget(account_id={self.account_id!r}, page_id={self.page_id!r}, "
-            f"login={self.login!r}, token='***')"
+            f"login={self.login!r}, channel={self.channel!r}, token='***')"
         )
 
     __str__ = __repr__
@@ -227,7 +239,7 @@ class GraphClient:
         self, target: GraphTarget, igsid: str, metadata: str | None = None
     ) -> dict[str, Any]:
         body = _control_body(igsid, metadata)
-        if self.thread_control_platform_param:
+        if self.thread_control_platform_param and target.channel == "instagram":
             body["platform"] = "instagram"
         return await self._page_post(target, "take_thread_control", body)
 
@@ -256,7 +268,7 @@ class GraphClient:
 
     async def thread_owner(self, target: GraphTarget, igsid: str) -> ThreadOwner:
         params: dict[str, str] = {"recipient": igsid}
-        if self.thread_control_platform_param:
+        if self.thread_control_platform_param and target.channel == "instagram":
             params["platform"] = "instagram"
         node = self._page_node(target)
         data = await self._call(
@@ -283,11 +295,11 @@ class GraphClient:
         self,
         target: GraphTarget,
         user_id: str | None = None,
-        platform: str = "instagram",
+        platform: str | None = None,
         *,
         fields: Sequence[str] | None = None,
     ) -> dict[str, Any]:
-        params: dict[str, str] = {"platform": platform}
+        params: dict[str, str] = {"platform": platform or target.channel}
         if user_id is not None:
             params["user_id"] = user_id
         if fields:

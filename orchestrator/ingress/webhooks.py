@@ -10,11 +10,12 @@ from aiohttp import web
 
 from orchestrator.errors import StoreUnavailable
 from orchestrator.ingress import signature
+from orchestrator.ingress.accounts import UnknownAccount, unknown_accounts
 from orchestrator.ingress.decode import MalformedJSON, decode_webhook
 from orchestrator.ingress.events import Event
 from orchestrator.ingress.parser import parse_payload
 from orchestrator.store.intake import IntakeResult, store_raw, store_webhook
-from orchestrator.typedefs import CONFIG, METRICS, POOL, RUNTIME
+from orchestrator.typedefs import CONFIG, INTAKE, METRICS, POOL, RUNTIME
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +83,7 @@ async def receive(request: web.Request) -> web.StreamResponse:
     # Signed: these are the bytes Meta sent, and Meta would send the same bytes again for an
     # hour. From here on only an unavailable database keeps us from answering 200.
     events: Sequence[Event] = ()
+    unknown: list[UnknownAccount] = []
     try:
         decoded = decode_webhook(body)
     except MalformedJSON as exc:
@@ -90,7 +92,10 @@ async def receive(request: web.Request) -> web.StreamResponse:
     else:
         parsed = parse_payload(decoded.value)
         events, problems = parsed.events, [*decoded.problems, *parsed.problems]
-        store = store_webhook(request.app[POOL], name, body, events, problems)
+        store = store_webhook(
+            request.app[POOL], name, body, events, tuple(problems), group=request.app.get(INTAKE)
+        )
+        unknown = unknown_accounts(config, events)
     try:
         result: IntakeResult = await store
     except StoreUnavailable as exc:
@@ -99,6 +104,27 @@ async def receive(request: web.Request) -> web.StreamResponse:
         log.error("webhook_not_stored", reason=str(exc), size=len(body))
         # Not acknowledged: Meta redelivers, and nothing was half-stored (one statement).
         return _error(503, "store_unavailable", "storage unavailable, retry later")
+    # Items of accounts not in the config are stored whole (no extra copy of the bytes in
+    # raw_deliveries), but would never be processed: said here, once per id and POST.
+    for item in unknown:
+        metrics.unknown_accounts.labels(item.object).inc(len(item.items))
+        log.warning(
+            "webhook_for_unknown_account",
+            account_id=item.account_id,
+            object=item.object,
+            items=len(item.items),
+            reason=item.reason,
+        )
+        problems.append(item.problem())
+    for event in events:
+        if event.kind == "policy_enforcement":
+            # Meta warned, blocked or unblocked the Page (Messenger): an operator must see it.
+            log.warning(
+                "messenger_policy_enforcement",
+                account_id=event.account_id,
+                action=getattr(event, "action", None),
+                reason=getattr(event, "reason", None),
+            )
     if result.stored:
         request.app[RUNTIME].waker.poke()
     outcome = "flagged" if problems or result.quarantined or result.raw_only else "stored"

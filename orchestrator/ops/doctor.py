@@ -24,7 +24,7 @@ import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -32,7 +32,7 @@ import aiohttp
 from orchestrator.config import AccountConfig, AppConfig, Config
 from orchestrator.graph import GraphClient, GraphError, GraphTarget
 from orchestrator.graph.errors import GraphUnreachable, InvalidToken, PermissionDenied
-from orchestrator.ops.subscriptions import FIELDS
+from orchestrator.ops.subscriptions import FIELDS, MESSENGER_FIELDS, fields_for
 
 Status = Literal["ok", "fail", "warn", "manual"]
 
@@ -114,6 +114,18 @@ class Doctor:
             try:
                 answer = await self.graph.messaging_feature_status(self._target(account, primary))
                 status = answer.get("messaging_feature_status") or {}
+                if account.messenger and not status.get("msgr_multi_app") and several:
+                    self.add(
+                        scope,
+                        "messenger routing",
+                        "fail",
+                        "Conversation Routing is not configured for Messenger "
+                        "(messaging_feature_status.msgr_multi_app is false)",
+                        f"Page settings → Messenger Conversation Routing: turn it on and choose "
+                        f"{primary.name} (app id {primary.app_id}) as the default app",
+                    )
+                elif account.messenger:
+                    self.add(scope, "messenger routing", "ok", "Conversation Routing is on")
                 if status.get("ig_multi_app"):
                     self.add(scope, "routing", "ok", "Conversation Routing is on for Instagram")
                 else:
@@ -167,7 +179,7 @@ class Doctor:
             await self._token(scope, account, app)
         else:
             await self._instagram_token(scope, account, app, target)
-        await self._page_subscription(scope, app, target)
+        await self._page_subscription(scope, account, app, target)
         await self._app_webhook(scope, account, app)
         await self._conversations(scope, app, target)
         await self._handshake(scope, app)
@@ -180,7 +192,7 @@ class Doctor:
             token=f"{app.app_id}|{app.app_secret.value}",
         )
         try:
-            answer = await self.graph.debug_token(app_token, app.page_token.value)
+            answer = await self.graph.debug_token(app_token, self.config.token(account, app).value)
         except GraphError as exc:
             fix = (
                 f"check apps.app_secret and app_id {app.app_id} (App Dashboard → App settings "
@@ -191,14 +203,15 @@ class Doctor:
             self.add(scope, "token", "fail", f"Meta refused the app token: {exc}", fix)
             return
         data = answer.get("data") or {}
+        key = self.config.token_key(account, app)
         new_token = (
             "create a Page token for this app from a long-lived user token (it does not "
-            "expire) of a person with the messaging task on the Page, and export it as the "
-            "app's page_token"
+            "expire) of a person with the messaging task on the Page, and export it as "
+            f"{key}"
         )
         if not data.get("is_valid"):
             reason = (data.get("error") or {}).get("message") or "is_valid is false"
-            self.add(scope, "token", "fail", f"page_token is not valid: {reason}", new_token)
+            self.add(scope, "token", "fail", f"{key} is not valid: {reason}", new_token)
             return
         problems = []
         if str(data.get("app_id")) != app.app_id:
@@ -209,7 +222,7 @@ class Doctor:
         if profile is not None and account.page_id and str(profile) != account.page_id:
             problems.append(f"it is for Page {profile}, not {account.page_id}")
         if problems:
-            self.add(scope, "token", "fail", "page_token: " + "; ".join(problems), new_token)
+            self.add(scope, "token", "fail", f"{key}: " + "; ".join(problems), new_token)
         else:
             expires = int(data.get("expires_at") or 0)
             if expires and expires - self.now() < SOON_S:
@@ -236,7 +249,7 @@ class Doctor:
                 scope,
                 "permissions",
                 "fail",
-                f"page_token lacks {', '.join(missing)}",
+                f"{key} lacks {', '.join(missing)}",
                 "grant these permissions when creating the token (and get Advanced Access in "
                 "App Review to serve accounts without a role on the app)",
             )
@@ -255,7 +268,9 @@ class Doctor:
                 "fail",
                 f"the Instagram user token was refused: {exc}",
                 _graph_fix(
-                    exc, "the page_token (an Instagram user token with login = 'instagram')"
+                    exc,
+                    f"{self.config.token_key(account, app)} (an Instagram user token with "
+                    "login = 'instagram')",
                 ),
             )
             return
@@ -271,7 +286,9 @@ class Doctor:
         else:
             self.add(scope, "token", "ok", "valid Instagram user token for this account")
 
-    async def _page_subscription(self, scope: str, app: AppConfig, target: GraphTarget) -> None:
+    async def _page_subscription(
+        self, scope: str, account: AccountConfig, app: AppConfig, target: GraphTarget
+    ) -> None:
         fix = (
             "run `orchestrator subscribe` (POST /{page-id}/subscribed_apps with this app's "
             "token); Meta also unsubscribes an app whose webhook failed for an hour"
@@ -294,7 +311,7 @@ class Doctor:
         have = set(mine.get("subscribed_fields") or [])
         if "messaging_handovers" in have:
             have.add("messaging_handover")
-        missing = [f for f in FIELDS if f not in have]
+        missing = [f for f in fields_for(account) if f not in have]
         if missing:
             detail = f"missing fields: {', '.join(missing)}"
             self.add(scope, "page subscription", "fail", detail, fix)
@@ -343,6 +360,34 @@ class Doctor:
             self.add(scope, "app webhook", "fail", "; ".join(problems), fix)
         else:
             self.add(scope, "app webhook", "ok", f"Meta calls {expected}")
+        if account.messenger:
+            self._page_webhook(scope, answer, expected)
+
+    def _page_webhook(self, scope: str, answer: dict[str, Any], expected: str) -> None:
+        """The Messenger channel: the app's dashboard webhook for the `page` object."""
+        fields = ("messages", "messaging_postbacks", "messaging_handovers", "standby")
+        fix = (
+            f"App Dashboard → Webhooks → Page (Messenger): callback URL {expected}, verify "
+            f"token = this app's verify_token, and subscribe the fields "
+            f"{', '.join((*fields, *MESSENGER_FIELDS))}"
+        )
+        entry = next((e for e in answer.get("data", []) if e.get("object") == "page"), None)
+        if entry is None:
+            self.add(scope, "messenger webhook", "fail", "no Page webhook is set for the app", fix)
+            return
+        names = {f.get("name") if isinstance(f, dict) else f for f in entry.get("fields") or []}
+        if "messaging_handover" in names:
+            names.add("messaging_handovers")
+        problems = []
+        if entry.get("callback_url") != expected:
+            problems.append(f"callback URL is {entry.get('callback_url')}, not {expected}")
+        missing = [f for f in fields if f not in names]
+        if missing:
+            problems.append(f"missing fields: {', '.join(missing)}")
+        if problems:
+            self.add(scope, "messenger webhook", "fail", "; ".join(problems), fix)
+        else:
+            self.add(scope, "messenger webhook", "ok", f"Meta calls {expected} for the Page")
 
     async def _conversations(self, scope: str, app: AppConfig, target: GraphTarget) -> None:
         try:
@@ -425,11 +470,12 @@ class Doctor:
             )
 
     def _target(self, account: AccountConfig, app: AppConfig) -> GraphTarget:
+        """The (account, app) pair's own token (`[accounts.tokens]`, else `page_token`)."""
         return GraphTarget(
             account_id=account.instagram_account_id,
             page_id=account.page_id,
             login=account.login,
-            token=app.page_token.value,
+            token=self.config.token(account, app).value,
         )
 
 

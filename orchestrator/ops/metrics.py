@@ -34,7 +34,17 @@ class Metrics:
             registry=r,
         )
         self.transitions = Counter(
-            "orchestrator_transitions", "State transitions taken", ["transition"], registry=r
+            "orchestrator_transitions",
+            "State transitions taken, by conversation channel (instagram, messenger)",
+            ["transition", "channel"],
+            registry=r,
+        )
+        self.unknown_accounts = Counter(
+            "orchestrator_webhook_unknown_accounts",
+            "Webhook items for an account or Page not in the config (stored, not processed), "
+            "by webhook object (instagram, page)",
+            ["object"],
+            registry=r,
         )
         self.app_roles_mismatch = Counter(
             "orchestrator_app_roles_mismatch",

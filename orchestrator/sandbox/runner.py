@@ -54,7 +54,7 @@ def sim_config(config: Config, orchestrator_url: str) -> SimConfig:
                 name=a.name,
                 app_id=a.app_id,
                 secret=a.app_secret.value,
-                token=a.page_token.value,
+                token=config.token(account, a).value,
                 webhook_url=f"{orchestrator_url}/webhooks/{a.name}",
                 is_default=a.role == "primary",
                 can_take=a.can_take,
@@ -188,7 +188,12 @@ class Sandbox:
         """An app's action stored straight into the conversation's queue, as an in-process
         handler's are (for apps without an API key); settles and returns the decision."""
         key = f"action:sandbox:{uuid.uuid4().hex}"
-        account = self.config.accounts[0].instagram_account_id
+        # The conversation's own key: the Instagram account, or the Page for Messenger.
+        account = await self.pool.fetchval(
+            "SELECT account_id FROM conversations WHERE customer_id = $1 ORDER BY id LIMIT 1",
+            customer_id,
+        )
+        account = account or self.config.accounts[0].instagram_account_id
         row = action_row(account, customer_id, key, app, action, self.clock.now())
         async with self.pool.acquire() as conn, conn.transaction():
             await store_rows(conn, [row], app)

@@ -53,7 +53,7 @@ TRIGGER_STEPS: dict[str, str] = {
     "meta:app_roles": "an app_roles webhook (not produced by the simulator)",
     "customer_standby": "`say` while an app outside our config holds the thread (scenario 41)",
     "customer_as_owner": "`say` after the Instagram Inbox released the thread (`inbox: "
-    "release`, no webhook): our app gets it as owner (scenarios 37, 44)",
+    "release`, no webhook): our app gets it as owner (scenarios 37, 45)",
     "meta:superseded": "a handover webhook older than the last applied (no step delays one)",
     "meta:unordered": "a handover webhook stamped before our own later control decision (no step)",
     "owner_confirmed": "Meta's handover webhook confirming our own move (`act` pass/take)",
@@ -63,7 +63,7 @@ TRIGGER_STEPS: dict[str, str] = {
     "owner_reconciled:foreign": "Meta refuses for ownership and thread_owner names an Inbox "
     "(a silent Inbox take, then an `act`)",
     "disclosure_undelivered": "the outbox gives up on a disclosure: `faults: {graph_5xx_rate: "
-    "1.0}` with `outbox_max_attempts: 1`, then `say` (scenario 43)",
+    "1.0}` with `outbox_max_attempts: 1`, then `say` (scenario 44)",
     "timer:pending_timeout": "`advance` past `handover.pending_timeout` while pending",
     "timer:human_idle": "`advance` past `handover.human_idle_timeout` while a human holds it",
     "timer:control_expiry": "`advance` 24 h (or the extended time) without a customer message",

@@ -51,11 +51,17 @@ def load(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
     problems = [p.render(str(path)) for p in validate(data)]
-    if not problems and isinstance(data, dict) and data.get("config") is not None:
+    if not problems and isinstance(data, dict):
         try:
-            scenario_config(data["config"])
+            config = scenario_config(data.get("config"))
         except ConfigError as exc:
             problems.append(f"{path}: config: {exc}")
+        else:
+            if data.get("channel") == "messenger" and not config.accounts[0].messenger:
+                problems.append(
+                    f"{path}: channel: messenger, but accounts[0] of its config has no "
+                    'Messenger channel (channels = ["instagram", "messenger"] and a page_id)'
+                )
     if problems:
         raise ScenarioError("\n".join(problems))
     assert isinstance(data, dict)

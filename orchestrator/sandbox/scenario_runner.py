@@ -95,6 +95,11 @@ class Runner:
         self.refs: dict[str, str] = {}
 
     async def run(self, data: Mapping[str, Any], result: ScenarioResult) -> None:
+        channel = str(data.get("channel") or "instagram")
+        if channel != "instagram":
+            # The customer writes to the account's Page: webhooks come as object "page"
+            # under the Page id, the customer id is a PSID, the Page Inbox is Meta's inbox.
+            self.sb.world.open_thread(self.customer, channel)
         steps = list(data["steps"])
         result.total_steps = len(steps)
         for i, step in enumerate(steps, 1):

@@ -474,8 +474,11 @@ FILE_KEYS = {
     "config": "overrides deep-merged into config/orchestrator.toml (a list such as apps "
     "replaces the whole list)",
     "faults": "the simulator's faults from the start, as in the faults step",
+    "channel": "where the customer writes: instagram (default) or messenger (the account's "
+    "Facebook Page; its account must list messenger in channels, as the shipped config does)",
     "steps": "the steps, in order",
 }
+CHANNELS = ("instagram", "messenger")
 ACT_ONLY = {
     "refused": "a refusal",
     "refusal_message": "a refusal",
@@ -502,6 +505,8 @@ def validate(data: Any, *, apps: list[str] | None = None) -> list[Problem]:
         ctx.fail("name", f"expected text, got {data['name']!r}")
     if "faults" in data:
         STEPS["faults"].kind.check(data["faults"], "faults", ctx)
+    if "channel" in data and data["channel"] not in CHANNELS:
+        ctx.fail("channel", f"{data['channel']!r}: expected one of {', '.join(CHANNELS)}")
     if "config" in data:
         _check_config(data["config"], ctx)
     ctx.apps = apps if apps is not None else _config_apps(data.get("config"))
@@ -607,6 +612,7 @@ def _config_apps(overrides: Any) -> list[str]:
 
 
 __all__ = [
+    "CHANNELS",
     "EXPECTATIONS",
     "FILE_KEYS",
     "FOREIGN_INBOXES",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -171,19 +171,124 @@ def _payload_text(payload: Mapping[str, Any]) -> str | None:
         return None
 
 
+@dataclass(slots=True)
+class _Waiting:
+    rows: Sequence[Row]
+    payloads: Sequence[str]
+    future: asyncio.Future[list[asyncpg.Record]]
+
+
+class GroupCommit:
+    """Clean webhook POSTs of one app stored together: one `orchestrator_intake` call and
+    one commit for every POST that arrived while the previous call ran.
+
+    A commit per POST cost as much as everything else on the path to a reply. No POST
+    waits for a timer: with nothing in flight a POST is stored at once, alone; under load
+    the next call takes everything that queued meanwhile (at most `max_items` items), so
+    batches grow with the load and latency stays one call. A POST is answered only after
+    the call that stored its items committed. Flagged POSTs (problems, hashed keys, raw
+    bytes to keep) are stored alone, as before; if a grouped call fails for any reason but
+    the database being unavailable, each of its POSTs is stored alone, so one POST's
+    content never fails another's.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, max_items: int = 1000) -> None:
+        self.pool = pool
+        self.max_items = max_items
+        self._queues: dict[str, list[_Waiting]] = {}
+        self._draining: dict[str, asyncio.Task[None]] = {}
+
+    async def store(
+        self, app: str, rows: Sequence[Row], payloads: Sequence[str]
+    ) -> list[asyncpg.Record]:
+        """The records of `rows` (event_id, event_kind, item numbered from 1 within `rows`)."""
+        future: asyncio.Future[list[asyncpg.Record]] = asyncio.get_running_loop().create_future()
+        self._queues.setdefault(app, []).append(_Waiting(rows, payloads, future))
+        if app not in self._draining:
+            self._draining[app] = asyncio.create_task(self._drain(app), name=f"intake-{app}")
+        # Shielded: a client that hangs up does not cancel the call its batch-mates share.
+        return await asyncio.shield(future)
+
+    async def _drain(self, app: str) -> None:
+        try:
+            queue = self._queues[app]
+            while queue:
+                group: list[_Waiting] = []
+                items = 0
+                while queue and (not group or items + len(queue[0].rows) <= self.max_items):
+                    waiting = queue.pop(0)
+                    group.append(waiting)
+                    items += len(waiting.rows)
+                await self._store_group(app, group)
+        finally:
+            self._draining.pop(app, None)
+
+    async def _store_group(self, app: str, group: list[_Waiting]) -> None:
+        rows = [r for w in group for r in w.rows]
+        payloads = [p for w in group for p in w.payloads]
+        items = [i for w in group for i in range(1, len(w.rows) + 1)]
+        try:
+            records = await _call_group(self.pool, app, rows, payloads, items)
+        except Exception as exc:
+            if len(group) == 1 or is_outage(exc):
+                for w in group:
+                    _settle(w.future, exc=exc)
+                return
+            log.warning("intake_group_split", posts=len(group), reason=describe(exc))
+            for w in group:
+                await self._store_group(app, [w])
+            return
+        # Items are numbered across the group; give each POST its own, from 1.
+        start = 0
+        by_item: list[list[asyncpg.Record]] = [[] for _ in group]
+        bounds = []
+        for w in group:
+            bounds.append((start, start + len(w.rows)))
+            start += len(w.rows)
+        for rec in records:
+            item = rec["item"]
+            for i, (lo, hi) in enumerate(bounds):
+                if lo < item <= hi:
+                    by_item[i].append(_renumbered(rec, item - lo))
+                    break
+        for w, recs in zip(group, by_item, strict=True):
+            _settle(w.future, result=recs)
+
+
+def _renumbered(rec: asyncpg.Record, item: int) -> dict[str, Any]:
+    return {"event_id": rec["event_id"], "event_kind": rec["event_kind"], "item": item}
+
+
+def _settle(
+    future: asyncio.Future[list[asyncpg.Record]],
+    *,
+    result: list[Any] | None = None,
+    exc: BaseException | None = None,
+) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result or [])
+
+
 async def store_webhook(
     pool: asyncpg.Pool,
     app: str,
     body: bytes,
     events: Sequence[Event],
     problems: Sequence[str] = (),
+    *,
+    group: GroupCommit | None = None,
 ) -> IntakeResult:
     """Store every event of one POST in one call; its exact bytes too when anything about it
     is flagged (`problems` from decoding and parsing, or keys this function had to hash).
 
     Raises StoreUnavailable only when the database is unavailable; content never does: an
     item PostgreSQL refuses is kept in raw_deliveries, and if the items cannot be stored for
-    any other reason the exact bytes are.
+    any other reason the exact bytes are. With `group`, a clean POST shares its call and
+    commit with the POSTs that arrive at the same time (`GroupCommit`).
     """
     rows: list[Row] = []
     flags: list[str | None] = []
@@ -203,7 +308,10 @@ async def store_webhook(
     raw = body if notes else None
     problem = "; ".join(notes)[:4000] if notes else None
     try:
-        records = await _call(pool, app, rows, payloads, flags, raw, problem)
+        if group is not None and raw is None and rows:
+            records = await group.store(app, rows, payloads)
+        else:
+            records = await _call(pool, app, rows, payloads, flags, raw, problem)
     except Exception as exc:
         if is_outage(exc):
             raise StoreUnavailable(f"could not store the webhook: {describe(exc)}") from exc
@@ -240,10 +348,30 @@ async def _call(
     raw: bytes | None,
     problem: str | None,
 ) -> list[asyncpg.Record]:
+    return await _with_deadlock_retry(
+        pool, lambda conn: _intake(conn, app, rows, payloads, flags, raw, problem)
+    )
+
+
+async def _call_group(
+    pool: asyncpg.Pool,
+    app: str,
+    rows: Sequence[Row],
+    payloads: Sequence[str],
+    items: Sequence[int],
+) -> list[asyncpg.Record]:
+    return await _with_deadlock_retry(
+        pool, lambda conn: _intake_group(conn, app, rows, payloads, items)
+    )
+
+
+async def _with_deadlock_retry(
+    pool: asyncpg.Pool, call: Callable[[asyncpg.Connection], Awaitable[list[asyncpg.Record]]]
+) -> list[asyncpg.Record]:
     for attempt in (1, 2, 3):
         try:
             async with pool.acquire() as conn:
-                return await _intake(conn, app, rows, payloads, flags, raw, problem)
+                return await call(conn)
         except asyncpg.DeadlockDetectedError:
             # Two POSTs with the same events in different orders (redelivery, batches) can
             # cross on the unique index; PostgreSQL aborts one, which is safe to repeat at
@@ -253,6 +381,31 @@ async def _call(
                 raise
             await asyncio.sleep(0)
     raise AssertionError("unreachable")
+
+
+async def _intake_group(
+    conn: asyncpg.Connection,
+    app: str,
+    rows: Sequence[Row],
+    payloads: Sequence[str],
+    items: Sequence[int],
+) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            q("intake_group"),
+            app,
+            [r.account_id for r in rows],
+            [r.customer_id for r in rows],
+            [r.dedup_key for r in rows],
+            [r.kind for r in rows],
+            [r.source for r in rows],
+            [r.mid for r in rows],
+            [r.occurred_at for r in rows],
+            list(payloads),
+            [None] * len(rows),
+            list(items),
+        )
+    )
 
 
 async def _store_raw_only(pool: asyncpg.Pool, app: str, body: bytes, problem: str) -> IntakeResult:

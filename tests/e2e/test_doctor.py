@@ -226,4 +226,24 @@ async def test_the_command_checks_a_running_sandbox(
         sb.world.app_states[SUPPORT_APP_ID].scopes = frozenset({"instagram_basic"})
         assert await asyncio.to_thread(main, ["doctor"]) == 1
         out = capsys.readouterr().out
-        assert "[FAIL] permissions: page_token lacks instagram_manage_messages" in out
+        assert "[FAIL] permissions: apps[1].page_token lacks instagram_manage_messages" in out
+
+
+async def test_a_messenger_account_needs_the_messenger_fields_and_page_webhook(
+    certificate: tuple[Path, Path], db_url: str
+) -> None:
+    """With channels = ["instagram", "messenger"] the Page subscription must carry the
+    Messenger-only fields, and the app's dashboard needs a Page webhook."""
+    data = config_data()
+    data["accounts"][0]["channels"] = ["instagram", "messenger"]
+    config = make_config(data)
+    async with Sandbox(config, db_url) as sb:
+        for app in config.apps:
+            state = sb.world.app_states[app.app_id]
+            state.webhook_url = f"{config.service.public_url}/webhooks/{app.name}"
+            state.fields = normalise_fields(FIELDS)  # Instagram's fields only
+        checks = await run_doctor(sb, config, None)
+        sub = checks[("support", "page subscription")]
+        assert sub.status == "fail" and "message_deliveries" in sub.detail
+        assert checks[("support", "messenger webhook")].status == "ok"
+        assert checks[("shop", "messenger routing")].status == "ok"

@@ -304,6 +304,20 @@ async def test_phone_page_in_a_real_browser(
             await wait_for(lambda: pending(second), timeout=20)
             await expect(owner).to_have_text("support")
             await expect(page.get_by_test_id("status")).to_have_text("")
+
+            # A Messenger customer (a PSID writing to the Page): same bot, same disclosure.
+            psid = "7770000000000103"
+            await page.get_by_test_id("igsid").fill(psid)
+            await page.get_by_test_id("open").click()
+            await expect(texts).to_have_count(0)
+            await page.get_by_test_id("channel").select_option("messenger")
+            await page.get_by_test_id("text").fill("Hallo")
+            await page.get_by_test_id("send").click()
+            await expect(texts).to_have_text(["Hallo", DISCLOSURE, re.compile("Öffnungszeiten")])
+            await expect(page.get_by_test_id("channel")).to_have_value("messenger")
+            await expect(page.get_by_test_id("channel")).to_be_disabled()
+            [conv] = [c for c in await service.conversations() if c["customer_id"] == psid]
+            assert conv["channel"] == "messenger"
         finally:
             try:
                 await page.screenshot(path=str(tmp_path / "phone-last.png"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncpg
 import pytest
 
@@ -116,3 +118,34 @@ async def test_agents_add_list_disable(
             await sign_in(conn_pool, "zoe", "a chosen passphrase", "test")
     finally:
         await conn_pool.close()
+
+
+def test_check_config_names_each_missing_account_token_and_lists_token_sources(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Two accounts in a copy of the shipped config: the second names only the bot's token,
+    so check-config (live mode) names the missing (account, app) pair and its key."""
+    text = (ROOT / "config" / "orchestrator.toml").read_text(encoding="utf-8")
+    second = (
+        '\n[[accounts]]\nname = "shop2"\ninstagram_account_id = "17841400000000002"\n'
+        'page_id = "100000000000002"\nlocale = "de"\n'
+        '[accounts.tokens]\nbot = "${SHOP2_BOT_TOKEN}"\n'
+    )
+    first = '[accounts.tokens]\nbot = "${SHOP_BOT_TOKEN}"\nsupport = "${SHOP_SUPPORT_TOKEN}"\n'
+    text = text.replace("\n[[apps]]", "\n" + first + second + "\n[[apps]]", 1)
+    path = tmp_path / "two.toml"
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("ORCHESTRATOR_MODE", "live")
+    monkeypatch.setenv("ORCHESTRATOR_CONFIG", str(path))
+    assert main(["check-config"]) == 2
+    err = capsys.readouterr().err
+    assert "accounts[1].tokens.support: is required: app 'support' has no token for account" in err
+    assert 'add support = "${SHOP2_SUPPORT_TOKEN}" under [accounts.tokens] of accounts[1]' in err
+
+    monkeypatch.setenv("ORCHESTRATOR_MODE", "sandbox")
+    assert main(["check-config"]) == 0
+    out = capsys.readouterr().out
+    assert "token of support: accounts[1].tokens.support" in out
+    assert "token of bot: accounts[0].tokens.bot" in out

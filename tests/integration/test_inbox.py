@@ -495,6 +495,31 @@ async def test_customer_profile_where_meta_provides_it(
     assert len(lookups) == 1  # fresh for a day: opening again asks Meta nothing
 
 
+async def test_a_messenger_conversation_shows_its_channel_and_the_psids_name(
+    sb: Sandbox, agents: dict[str, AgentClient]
+) -> None:
+    psid = "7770000000000901"
+    await sb.sim(
+        "POST",
+        f"/sim/customers/{psid}/say",
+        {"text": "Hallo", "channel": "messenger", "username": "lena_meyer"},
+    )
+    await sb.settle()
+    await say(sb, ESCALATE, psid)
+    conv = int((await sb.conversation(psid))["id"])
+    _, html = await agents["anna"].get("/inbox/?partial=1")
+    item = html[html.index(f'data-conversation="{conv}"') :]
+    assert 'data-testid="channel" data-channel="messenger">Messenger<' in item.split("</li>")[0]
+    _, html = await agents["anna"].get(f"/inbox/c/{conv}")  # starts the profile lookup
+    assert 'data-testid="conv-channel" data-channel="messenger"' in html
+
+    async def stored() -> Any:
+        return await sb.pool.fetchrow("SELECT name, failed FROM inbox_profiles")
+
+    row = await wait_for(stored)
+    assert (row["name"], row["failed"]) == ("Lena Meyer", False)
+
+
 async def test_bad_input_gets_a_4xx(sb: Sandbox, agents: dict[str, AgentClient]) -> None:
     anna = agents["anna"]
     assert (await anna.get("/inbox/c/99999999999999999999999"))[0] == 404

@@ -326,6 +326,7 @@ async def test_connection_level_errors_answer_503(
         raise exc
 
     monkeypatch.setattr(intake, "_call", broken)
+    monkeypatch.setattr(intake, "_call_group", broken)  # the path of clean POSTs under load
     monkeypatch.setattr(intake, "_store_raw_only", broken)
     status, answer = await post(client, json.dumps(body_of(item(1))).encode())
     assert status == 503 and answer["error"]["code"] == "store_unavailable"
@@ -341,6 +342,7 @@ async def test_an_error_that_is_not_an_outage_keeps_the_bytes_and_answers_200(
         raise exc
 
     monkeypatch.setattr(intake, "_call", broken)
+    monkeypatch.setattr(intake, "_call_group", broken)
     raw = json.dumps(body_of(item(1))).encode()
     status, answer = await post(client, raw)
     assert status == 200 and answer["raw_only"] is True

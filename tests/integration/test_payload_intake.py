@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from orchestrator.app import create_app
 from orchestrator.config import Config
-from tests.conftest import ACCOUNT_ID, signed
+from tests.conftest import ACCOUNT_ID, PAGE_ID, config_data, make_config, signed
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
 CORPUS = sorted(
@@ -25,6 +25,14 @@ CORPUS = sorted(
 )
 REPORTED = {"instagram/read_no_sender", "instagram/comments_username_only"}
 SELF_IGSID = "1234567890999999"
+
+
+@pytest.fixture
+def config() -> Config:
+    """The corpus's Messenger payloads are for the test account's Page: its channel is on."""
+    data = config_data()
+    data["accounts"][0]["channels"] = ["instagram", "messenger"]
+    return make_config(data)
 
 
 @pytest.fixture
@@ -96,3 +104,53 @@ async def test_read_without_sender_and_username_only_comment_have_no_conversatio
         ("comment", None),
     ]
     assert stored[0]["mid"] is not None  # the read's mid is kept for matching it later
+
+
+async def test_page_events_without_the_messenger_channel_are_reported_not_silently_kept(
+    db_url: str,
+) -> None:
+    instagram_only = make_config()
+    app = create_app(instagram_only, database_url=db_url, background=False)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+        data = await post(c, "messenger/message")
+        metrics = await (await c.get("/metrics")).text()
+
+    assert data["stored"] == 1  # nothing acknowledged is lost
+    assert data["problems"] == [
+        f"item 1: Page {PAGE_ID} of account 'shop' has no Messenger channel: stored, not "
+        'processed (add "messenger" to accounts[0].channels)'
+    ]
+    assert 'orchestrator_webhook_unknown_accounts_total{object="page"} 1.0' in metrics
+
+
+async def test_events_of_an_account_not_in_the_config_are_reported(
+    client: TestClient, db_url: str
+) -> None:
+    payload = json.loads((FIXTURES / "message_text.json").read_bytes())
+    text = json.dumps(payload).replace(ACCOUNT_ID, "17841499999999999")
+    body, headers = signed(json.loads(text))
+    resp = await client.post("/webhooks/bot", data=body, headers=headers)
+    data = await resp.json()
+    metrics = await (await client.get("/metrics")).text()
+
+    assert data["stored"] == 1
+    assert data["problems"] == [
+        "item 1: Instagram account 17841499999999999 is not in the config: stored, not "
+        "processed (add it as an [[accounts]] instagram_account_id, or as the page_id of an "
+        'account with channels = ["instagram", "messenger"])'
+    ]
+    assert 'orchestrator_webhook_unknown_accounts_total{object="instagram"} 1.0' in metrics
+    # Stored whole as an event (no second copy of the bytes), with its conversation.
+    assert await rows(db_url, "SELECT id FROM raw_deliveries") == []
+    [event] = await rows(db_url, "SELECT account_id FROM events")
+    assert event["account_id"] == "17841499999999999"
+
+
+async def test_page_events_of_a_messenger_account_are_filed_under_the_page(
+    client: TestClient, db_url: str
+) -> None:
+    data = await post(client, "messenger/message")
+
+    assert data["problems"] == []
+    [conversation] = await rows(db_url, "SELECT account_id FROM conversations")
+    assert conversation["account_id"] == PAGE_ID

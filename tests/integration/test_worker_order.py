@@ -182,7 +182,7 @@ async def test_work_of_a_crashed_worker_is_claimable_again(db_url: str) -> None:
     await tr.start()
     from orchestrator.store.queries import q
 
-    assert await doomed.fetchrow(q("claim_conversations"), 1) is not None
+    assert await doomed.fetchrow(q("claim_batch"), 1, 50) is not None
     doomed.terminate()
     seen: dict[int, list[int]] = {}
     pool = await create_pool(db_url, min_size=1, max_size=2)

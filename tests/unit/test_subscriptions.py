@@ -45,3 +45,34 @@ async def test_check_only_makes_no_subscription_call() -> None:
             methods = {k[0] for k in meta.requests}
     assert methods == {"GET"}
     assert all(r.ok and r.detail == "all fields subscribed" for r in reports)
+
+
+async def test_every_account_and_app_pair_is_subscribed_with_its_own_token() -> None:
+    from tests.unit.test_account_tokens import ENV, SHOP2_PAGE, two_accounts
+
+    data = two_accounts(channels=["instagram", "messenger"])
+    config = make_config(data, ENV)
+    async with aiohttp.ClientSession() as session:
+        with MetaMock() as meta:
+            for _ in range(4):
+                meta.post(SUBSCRIBED, payload={"success": True})
+                meta.get(SUBSCRIBED, payload={"data": []})
+            await subscribe_all(config, GraphClient(session))
+            posts = [
+                (url.path, url.query["access_token"], call.kwargs["json"]["subscribed_fields"])
+                for (method, url), calls in meta.requests.items()
+                if method == "POST"
+                for call in calls
+            ]
+    tokens = {(path, token) for path, token, _fields in posts}
+    assert tokens == {
+        ("/v25.0/100000000000001/subscribed_apps", "shop-bot-token"),
+        ("/v25.0/100000000000001/subscribed_apps", "shop-support-token"),
+        (f"/v25.0/{SHOP2_PAGE}/subscribed_apps", "shop2-bot-token"),
+        (f"/v25.0/{SHOP2_PAGE}/subscribed_apps", "shop2-support-token"),
+    }
+    # The Messenger account's Page also gets the Messenger-only fields.
+    shop2 = [f for path, _t, f in posts if SHOP2_PAGE in path]
+    shop = [f for path, _t, f in posts if SHOP2_PAGE not in path]
+    assert all("message_deliveries" in f for f in shop2)
+    assert not any("message_deliveries" in f for f in shop)

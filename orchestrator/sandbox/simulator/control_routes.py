@@ -14,7 +14,6 @@ from typing import Any
 
 from aiohttp import web
 
-from orchestrator.sandbox.simulator.config import INSTAGRAM_INBOX_APP_ID
 from orchestrator.sandbox.simulator.errors import SimError
 from orchestrator.sandbox.simulator.model import Outcome
 from orchestrator.sandbox.simulator.runtime import RUNTIME_KEY, SimRuntime
@@ -76,7 +75,15 @@ async def customer_action(request: web.Request) -> web.Response:
     if action == "say":
         texts = body.get("texts")
         if isinstance(texts, list) and texts:  # a burst, delivered together
-            outs = [world.say(igsid, str(t), username=_opt_body(body, "username")) for t in texts]
+            outs = [
+                world.say(
+                    igsid,
+                    str(t),
+                    username=_opt_body(body, "username"),
+                    channel=_opt_body(body, "channel"),
+                )
+                for t in texts
+            ]
             mids = [o.result["mid"] for o in outs]
             outcome = _merge(outs, {"mid": mids[-1], "mids": mids})
         else:
@@ -88,6 +95,7 @@ async def customer_action(request: web.Request) -> web.Response:
                 reply_to=_opt_body(body, "reply_to"),
                 attachments=attachments if isinstance(attachments, list) else None,
                 username=_opt_body(body, "username"),
+                channel=_opt_body(body, "channel"),
             )
     elif action == "react":
         outcome = world.react(igsid, str(_need(body, "mid")), str(body.get("reaction") or "love"))
@@ -123,7 +131,8 @@ async def inbox_action(request: web.Request) -> web.Response:
     igsid = request.match_info["igsid"]
     action = request.match_info["action"]
     body = await _json_body(request)
-    inbox = _opt_body(body, "inbox_app_id") or INSTAGRAM_INBOX_APP_ID
+    # Meta's inbox of the thread's channel: the Page Inbox for a Messenger customer.
+    inbox = _opt_body(body, "inbox_app_id") or world.inbox_of(igsid)
     if action == "take":
         outcome = world.inbox_take(igsid, _opt_body(body, "metadata"), inbox_app_id=inbox)
     elif action == "reply":

@@ -95,6 +95,14 @@ class WorldCore:
                 return app.app_id
         return INSTAGRAM_INBOX_APP_ID
 
+    def inbox_of(self, igsid: str) -> str:
+        """Meta's own inbox app for a thread: the Page Inbox on Messenger (263902037430900),
+        the Instagram Inbox otherwise."""
+        thread = self.threads.get(igsid)
+        if thread is not None and thread.channel == "messenger":
+            return PAGE_INBOX_APP_ID
+        return INSTAGRAM_INBOX_APP_ID
+
     def app_by_token(self, token: str | None) -> SimApp | None:
         return self._by_token.get(token) if token else None
 
@@ -136,17 +144,45 @@ class WorldCore:
         thread = self.threads.get(igsid)
         return self._refresh(thread) if thread else None
 
-    def _customer_thread(self, igsid: str, username: str | None = None) -> Thread:
+    def _customer_thread(
+        self, igsid: str, username: str | None = None, channel: str | None = None
+    ) -> Thread:
+        """The customer's thread, made on first contact. `channel` "messenger" makes a
+        Messenger customer (a PSID writing to the Page); a thread keeps its channel."""
         if not igsid:
             raise SimError("igsid is required")
+        if channel not in (None, "instagram", "messenger"):
+            raise SimError(f"channel must be 'instagram' or 'messenger', got {channel!r}")
         thread = self.threads.get(igsid)
         if thread is None:
             thread = Thread(igsid, username or f"customer_{igsid[-6:]}", self.now)
             thread.updated_at = self.now
+            if channel == "messenger":
+                thread.channel = "messenger"
             self.threads[igsid] = thread
-        elif username:
-            thread.username = username
+        else:
+            if channel is not None and channel != thread.channel:
+                raise SimError(f"{igsid} is a {thread.channel} customer, not {channel}")
+            if username:
+                thread.username = username
         return self._refresh(thread)
+
+    def _business_id(self, igsid: str) -> str:
+        """The business side of a thread: the Page for Messenger, else the IG account."""
+        thread = self.threads.get(igsid)
+        if thread is not None and thread.channel == "messenger":
+            return self.config.page_id
+        return self.config.account_id
+
+    def _webhook(
+        self, app_id: str, channel: Channel, payload: dict[str, Any], igsid: str
+    ) -> WebhookEvent:
+        """One webhook item of `igsid`'s thread: `object: "page"` under the Page id for a
+        Messenger thread, `object: "instagram"` under the account otherwise."""
+        thread = self.threads.get(igsid)
+        if thread is not None and thread.channel == "messenger":
+            return WebhookEvent(app_id, channel, payload, self.now, "page", self.config.page_id)
+        return WebhookEvent(app_id, channel, payload, self.now)
 
     def _graph_thread(self, igsid: str | None) -> Thread:
         thread = self.thread(igsid) if igsid else None
@@ -184,7 +220,7 @@ class WorldCore:
     ) -> dict[str, Any]:
         return {
             "sender": {"id": igsid},
-            "recipient": {"id": self.config.account_id},
+            "recipient": {"id": self._business_id(igsid)},
             "timestamp": self._ms() if timestamp_ms is None else timestamp_ms,
             key: body,
         }
@@ -204,10 +240,10 @@ class WorldCore:
             if not self.config.routing_enabled or app.app_id == primary:
                 if self._wants(app.app_id, EVENT_FIELDS[key]):
                     event = self._event(thread.igsid, key, body, at_ms)
-                    out.append(WebhookEvent(app.app_id, "messaging", event, self.now))
+                    out.append(self._webhook(app.app_id, "messaging", event, thread.igsid))
             elif self._wants(app.app_id, "standby"):
                 event = self._event(thread.igsid, key, standby_body or body, at_ms)
-                out.append(WebhookEvent(app.app_id, "standby", event, self.now))
+                out.append(self._webhook(app.app_id, "standby", event, thread.igsid))
         return tuple(out)
 
     def _handover(
@@ -217,7 +253,7 @@ class WorldCore:
             return ()  # an Inbox, or idle: no webhook
         if not self._wants(to_app, EVENT_FIELDS[key]):
             return ()
-        return (WebhookEvent(to_app, "messaging", self._event(igsid, key, body), self.now),)
+        return (self._webhook(to_app, "messaging", self._event(igsid, key, body), igsid),)
 
     def _echo(self, app_id: str, thread: Thread, msg: Message, channel: Channel) -> WebhookEvent:
         message: dict[str, Any] = {"mid": msg.mid}
@@ -228,9 +264,9 @@ class WorldCore:
         message["is_echo"] = True
         message["app_id"] = msg.app_id
         event = {
-            "sender": {"id": self.config.account_id},
+            "sender": {"id": self._business_id(thread.igsid)},
             "recipient": {"id": thread.igsid},
             "timestamp": self._ms(),
             "message": message,
         }
-        return WebhookEvent(app_id, channel, event, self.now)
+        return self._webhook(app_id, channel, event, thread.igsid)

@@ -30,6 +30,12 @@ class CustomerActions(WorldCore):
         if thread.owner is not None:
             thread.expires_at = max(thread.expires_at or now, now + CONTROL_TTL_S)
 
+    def open_thread(self, igsid: str, channel: str, username: str | None = None) -> Outcome:
+        """Meet a customer on a channel before they do anything ("messenger": a PSID writing
+        to the Page). Nothing is sent; a thread keeps the channel it was opened with."""
+        thread = self._customer_thread(igsid, username, channel)
+        return Outcome({"igsid": thread.igsid, "channel": thread.channel})
+
     def say(
         self,
         igsid: str,
@@ -39,10 +45,11 @@ class CustomerActions(WorldCore):
         reply_to: str | None = None,
         attachments: list[dict[str, Any]] | None = None,
         username: str | None = None,
+        channel: str | None = None,
     ) -> Outcome:
         if not text and not attachments:
             raise SimError("text or attachments is required")
-        thread = self._customer_thread(igsid, username)
+        thread = self._customer_thread(igsid, username, channel)
         if reply_to is not None:
             self._find_message(thread, reply_to)
         msg = Message(

@@ -227,17 +227,20 @@ async def _app_subscriptions(
     if method == "GET":
         data = []
         if state.webhook_url:
-            data.append(
-                {
-                    "object": "instagram",
-                    "callback_url": state.webhook_url,
-                    "active": True,
-                    "fields": [
-                        {"name": f, "version": world.config.api_version}
-                        for f in sorted(state.fields)
-                    ],
-                }
-            )
+            # One callback for both webhook objects: the Instagram account's and the Page's
+            # (Messenger) events reach the same /webhooks/<app> route.
+            for obj in ("instagram", "page"):
+                data.append(
+                    {
+                        "object": obj,
+                        "callback_url": state.webhook_url,
+                        "active": True,
+                        "fields": [
+                            {"name": f, "version": world.config.api_version}
+                            for f in sorted(state.fields)
+                        ],
+                    }
+                )
         return Outcome({"data": data})
     if method != "POST":
         raise unsupported_request(method, app.app_id)

@@ -59,6 +59,7 @@ class Inspection(WorldCore):
         return {
             "igsid": igsid,
             "exists": True,
+            "channel": thread.channel,
             "username": thread.username,
             "owner_app_id": thread.owner,
             "owner_app_name": self.app_name(thread.owner),

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Channel = Literal["messaging", "standby", "changes"]
+# Where a customer writes: the Instagram account's Direct messages, or the Page on Messenger.
+CustomerChannel = Literal["instagram", "messenger"]
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,8 @@ class WebhookEvent:
     channel: Channel
     payload: dict[str, Any]
     time: float  # world seconds; the entry's `time`
+    object: str = "instagram"  # the body's `object`: "page" for a Messenger thread
+    entry_id: str | None = None  # the entry's `id` (the Page for Messenger); None: the account
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class Thread:
     pending_ref: str | None = None
     seen_mid: str | None = None
     typing: bool = False
+    channel: CustomerChannel = "instagram"  # a Messenger thread's customer id is a PSID
 
 
 @dataclass

@@ -116,8 +116,9 @@ class GraphReads(ThreadControl):
         thread = self.threads.get(igsid)
         if thread is None:
             return None
-        return {
-            "id": igsid,
-            "username": thread.username,
-            "name": thread.username.replace("_", " ").title(),
-        }
+        name = thread.username.replace("_", " ").title()
+        if thread.channel == "messenger":
+            # Messenger's User Profile API: first and last name, no username (a PSID).
+            first, _, last = name.partition(" ")
+            return {"id": igsid, "first_name": first, "last_name": last}
+        return {"id": igsid, "username": thread.username, "name": name}

@@ -141,13 +141,15 @@ def encode_body(
     entries = []
     for event in events:
         payload = _numeric_ids(event.payload) if numeric_app_ids else event.payload
+        entry_id = event.entry_id or account_id
         if event.channel == "changes":
-            entries.append({"id": account_id, "time": int(event.time), "changes": [payload]})
+            entries.append({"id": entry_id, "time": int(event.time), "changes": [payload]})
         else:
             entries.append(
-                {"id": account_id, "time": int(event.time * 1000), event.channel: [payload]}
+                {"id": entry_id, "time": int(event.time * 1000), event.channel: [payload]}
             )
-    body = {"object": "instagram", "entry": entries}
+    # One object per body (Meta sends a Page's and an Instagram account's events apart).
+    body = {"object": events[0].object if events else "instagram", "entry": entries}
     return json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
@@ -280,11 +282,11 @@ class WebhookDispatcher:
         return shuffled if shuffled != items else list(reversed(items))
 
     async def _send_round(self, events: list[WebhookEvent], faults: Faults) -> list[dict[str, Any]]:
-        by_app: dict[str, list[WebhookEvent]] = {}
+        by_app: dict[tuple[str, str], list[WebhookEvent]] = {}
         for event in events:
-            by_app.setdefault(event.app_id, []).append(event)
+            by_app.setdefault((event.app_id, event.object), []).append(event)
         plans = []
-        for app_id, app_events in by_app.items():
+        for (app_id, _object), app_events in by_app.items():
             chunks = [
                 app_events[i : i + faults.batch] for i in range(0, len(app_events), faults.batch)
             ]

@@ -13,3 +13,9 @@ FROM orchestrator_intake($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12);
 INSERT INTO raw_deliveries (app, body, body_bytes, problem)
 VALUES ($1, orchestrator_text_or_null($2), $2, $3)
 RETURNING id;
+
+-- name: intake_group
+-- Several clean POSTs of one app in one call (store/intake.py GroupCommit); $12 numbers
+-- each item within its own POST.
+SELECT event_id, event_kind, item
+FROM orchestrator_intake($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, $11);

@@ -3,7 +3,7 @@
 -- name: notify_events
 SELECT pg_notify('orchestrator_events', '');
 
--- name: claim_conversations
+-- name: claim_batch
 -- Up to $1 conversations with pending events, those whose head event is oldest first.
 --
 -- The distinct conversations are walked on events_pending (a loose index scan: one probe per
@@ -12,47 +12,17 @@ SELECT pg_notify('orchestrator_events', '');
 -- never handled by two workers at once (any process, any machine); a crashed worker's locks
 -- die with its session. NO KEY UPDATE, not UPDATE: it excludes other workers but not the KEY
 -- SHARE locks that foreign keys take, so intake and the outbox can insert rows referencing a
--- conversation while it is processed. The events are read by `head_events`, a separate
--- statement on purpose: its fresh snapshot sees the work another worker committed just
+-- conversation while it is processed. The events are read by a second statement of the
+-- function on purpose: its fresh snapshot sees the work another worker committed just
 -- before we got the lock (one statement would see those events as still pending).
-WITH RECURSIVE pc(cid) AS (
-    (SELECT conversation_id FROM events
-     WHERE status = 'pending' AND conversation_id IS NOT NULL
-     ORDER BY conversation_id LIMIT 1)
-    UNION ALL
-    SELECT (SELECT e.conversation_id FROM events e
-            WHERE e.status = 'pending' AND e.conversation_id > pc.cid
-            ORDER BY e.conversation_id LIMIT 1)
-    FROM pc WHERE pc.cid IS NOT NULL
-), heads AS (
-    SELECT pc.cid, h.id AS head_id FROM pc
-    CROSS JOIN LATERAL (SELECT e.id FROM events e
-                        WHERE e.conversation_id = pc.cid AND e.status = 'pending'
-                        ORDER BY e.occurred_at, e.id LIMIT 1) h
-    WHERE pc.cid IS NOT NULL
-)
-SELECT c.id, c.account_id, c.customer_id, c.state, c.owner_app, c.view
-FROM conversations c JOIN heads ON heads.cid = c.id
-ORDER BY heads.head_id
-FOR NO KEY UPDATE OF c SKIP LOCKED
-LIMIT $1;
-
--- name: head_events
+--
 -- Order rule within a conversation: by the event's own timestamp (Meta may deliver out of
 -- order after failures), then by arrival; at most $2 per conversation. `unsent`: a message
 -- whose unsend was stored before it; the worker erases it before anything else happens.
-SELECT e.conversation_id, e.id, e.kind, e.source, e.received_by, e.mid, e.occurred_at,
-       e.received_at, e.payload, e.erased,
-       (e.kind IN ('message', 'message_edit') AND NOT e.erased AND e.mid IS NOT NULL
-        AND EXISTS (SELECT 1 FROM events d WHERE d.account_id = e.account_id
-                    AND d.mid = e.mid AND d.kind = 'message_deleted')) AS unsent
-FROM unnest($1::bigint[]) AS claimed(cid)
-CROSS JOIN LATERAL (
-    SELECT * FROM events x
-    WHERE x.conversation_id = claimed.cid AND x.status = 'pending'
-    ORDER BY x.occurred_at, x.id LIMIT $2
-) e
-ORDER BY e.conversation_id, e.occurred_at, e.id;
+--
+-- One round trip (migrations/0010_handoff.sql): rows are events with their conversation's
+-- columns (c_*), conversations in claim order.
+SELECT * FROM orchestrator_claim_batch($1, $2);
 
 -- name: orphan_events
 -- Events that concern no conversation (app_roles, mentions): recorded, then marked done.
@@ -109,11 +79,18 @@ RETURNING id;
 -- name: notify_outbox
 SELECT pg_notify('orchestrator_outbox', '');
 
--- name: apply_writes
--- See orchestrator_apply in migrations/0002_engine.sql.
-SELECT orchestrator_apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                          $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30,
-                          $31, $32, $33, $34, $35, $36, $37);
+-- name: apply_claim
+-- orchestrator_apply and the claim of the lanes it wrote (migrations/0010_handoff.sql).
+SELECT * FROM orchestrator_apply_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                                       $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
+                                       $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35,
+                                       $36, $37, $38, $39, $40, $41);
+
+-- name: complete_outbox
+-- Completions (as outbox_done) and the claim of each completed lane's next head
+-- (migrations/0010_handoff.sql).
+SELECT * FROM orchestrator_complete($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                                    $14, $15);
 
 -- name: draw_outbox_ids
 SELECT nextval('outbox_id_seq') AS id FROM generate_series(1, $1);
