@@ -60,7 +60,10 @@ def standby_only(run: Run) -> None:
     for name in copies:
         run.emit(Deliver(name, trig.event, standby=True))
     believed = controller(run.view, run.policy)
-    asker = run.policy.find_app(trig.received_by) or believed or run.policy.primary
+    # Asked with the default app's token: thread_owner names the owner only to the owner or
+    # the default app; any other app gets at most an expiration (docs/platform.md 5), which
+    # would read as "idle".
+    asker = run.policy.primary
     run.emit(CheckOwner(asker.name, "standby_only"))
     run.note(
         f"a standby copy only: another app owns the thread ({RULE_STANDBY}); we believed "

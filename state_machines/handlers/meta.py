@@ -115,5 +115,6 @@ def superseded(run: Run) -> None:
 
 def unordered(run: Run) -> None:
     """A handover webhook we cannot order against our own later decision: ask Meta."""
-    asker = controller(run.view, run.policy) or run.policy.primary
-    run.emit(CheckOwner(asker.name, "handover_before_our_decision"))
+    # The default app's token: only the owner or the default app is told the owner's id
+    # (docs/platform.md 5); the app we believe in control may be neither.
+    run.emit(CheckOwner(run.policy.primary.name, "handover_before_our_decision"))

@@ -132,7 +132,7 @@ def test_the_bot_s_standby_copy_counts_even_when_another_app_s_copy_was_stored()
     assert decision.trigger_name == "customer_standby"
     assert ("faq_bot", "customer", False) not in delivers(decision)
     assert not [e for e in decision.effects if isinstance(e, SendMessage)]
-    assert checks(decision) == [CheckOwner("support", "standby_only")]
+    assert checks(decision) == [CheckOwner("faq_bot", "standby_only")]  # the default app asks
 
 
 def test_standby_copies_to_every_app_of_ours_are_evidence() -> None:
@@ -210,7 +210,7 @@ def test_a_standby_copy_while_our_human_app_holds_the_thread_is_checked() -> Non
     decision = c.feed(standby_copy(30, received_by="support"))
     assert decision.trigger_name == "customer_standby"
     assert ("support", "customer", False) not in delivers(decision)
-    assert checks(decision) == [CheckOwner("support", "standby_only")]
+    assert checks(decision) == [CheckOwner("faq_bot", "standby_only")]  # the default app asks
 
 
 def test_another_apps_standby_copy_proves_nothing_about_the_controller() -> None:
@@ -269,7 +269,7 @@ def test_an_inbox_take_stamped_before_our_own_take_back_is_checked_not_applied()
     # An Inbox take stamped between Meta's pass and our take: which came last? Meta knows.
     unordered = c.feed(handover("take", INBOX, timedelta(minutes=4), "1001"))
     assert unordered.trigger_name == "meta:unordered" and unordered.transition is None
-    assert checks(unordered) == [CheckOwner("support", "handover_before_our_decision")]
+    assert checks(unordered) == [CheckOwner("faq_bot", "handover_before_our_decision")]
     assert c.view.state is State.HUMAN and c.view.owner_app == "support"
     newer = c.feed(handover("take", INBOX, timedelta(minutes=6), "2001"))
     assert newer.transition == "meta_take" and c.view.owner_app == FOREIGN
