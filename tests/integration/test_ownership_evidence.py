@@ -99,7 +99,7 @@ async def test_the_bot_s_dropped_standby_copy_stops_automation(runtime: Runtime)
     await copy_to(runtime, "bot", "standby")
     decided = await decide_all(runtime)
     assert decided["trigger"] == "customer_standby"
-    assert decided["meta"] == [("thread_owner", "support")]  # no send_message
+    assert decided["meta"] == [("thread_owner", "bot")]  # the default app asks; no send
 
 
 async def test_the_bot_s_dropped_messaging_copy_lets_it_answer(runtime: Runtime) -> None:
