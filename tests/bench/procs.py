@@ -133,7 +133,7 @@ class Meter:
         self._task: asyncio.Task[None] | None = None
         self._cpu0 = (0.0, 0.0)
         self._own0 = 0.0
-        self._began = 0.0
+        self.began = 0.0  # perf_counter() at start(): the clock of the series
         self.peak_service_kb = 0
         self.peak_db_kb = 0
         self.series: list[tuple[float, float]] = []
@@ -150,7 +150,7 @@ class Meter:
         self.peak_service_kb = max(self.peak_service_kb, service)
         if self.db_pid:
             self.peak_db_kb = max(self.peak_db_kb, sum(pss_kb(p) for p in tree(self.db_pid)))
-        now = time.perf_counter() - self._began
+        now = time.perf_counter() - self.began
         if now >= self._next_point:
             self.series.append((round(now, 1), round(service / 1024, 1)))
             self._next_point += self.series_every
@@ -161,7 +161,7 @@ class Meter:
             await asyncio.sleep(self.interval)
 
     def start(self) -> None:
-        self._began = time.perf_counter()
+        self.began = time.perf_counter()
         self._cpu0 = self._cpu()
         self._own0 = _own_cpu()
         self._task = asyncio.create_task(self._run())

@@ -15,6 +15,7 @@ With two or more cores, the service processes and PostgreSQL run on core 0, this
     python -m tests.bench.run --scenario closed --seconds 5
     python -m tests.bench.run --processes 2            # two `serve` processes, one database
     python -m tests.bench.run --soak 100000            # long soak, RSS over time
+    python -m tests.bench.run --soak 300000 --retention 2m --no-baseline  # + tables bounded
 
 Every load is bounded in count and time and talks only to 127.0.0.1.
 """
@@ -40,7 +41,8 @@ from typing import Any
 
 import aiohttp
 
-from tests.bench import procs, report
+from orchestrator.config import parse_duration
+from tests.bench import procs, report, tables
 from tests.bench.load import Completion, Ledger, Poster, Window, burst, closed_loop, open_loop
 from tests.bench.service import (
     ACCOUNT_ID,
@@ -114,6 +116,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--burst-conversations", type=int, default=10)
     p.add_argument("--soak", type=int, metavar="N", help="soak: N messages (adds the scenario)")
     p.add_argument("--soak-rate", type=float, default=200.0, help="soak: messages per second")
+    p.add_argument(
+        "--retention",
+        metavar="DURATION",
+        help='[service] retention in the service\'s config (e.g. "2m"): processed events and '
+        "done outbox rows older than this are pruned every 60 s; default: the service's "
+        "default (3d). With a soak, shows whether the tables stay bounded",
+    )
     p.add_argument("--processes", type=int, default=1, help="service processes, one database")
     p.add_argument(
         "--split",
@@ -145,6 +154,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if "soak" in names and not args.soak:
         p.error("the soak scenario needs --soak N (messages)")
     args.scenario = names
+    if args.retention is not None:
+        try:
+            parse_duration(args.retention)
+        except ValueError as exc:
+            p.error(f"--retention: {exc}")
     if args.processes < 1:
         p.error("--processes must be at least 1")
     return args
@@ -193,7 +207,8 @@ class Bench:
         graph_url = self.graph_url = await self.standin.start()
         config_path = self.workdir / "orchestrator.toml"
         config_path.write_text(
-            config_toml(graph_url, standby=not args.no_standby), encoding="utf-8"
+            config_toml(graph_url, standby=not args.no_standby, retention=args.retention),
+            encoding="utf-8",
         )
         results: dict[str, Any] = {
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -399,10 +414,16 @@ class Bench:
             poster = self._poster(urls, ledger)
             meter = procs.Meter([p.pid for p in services], self.db.pid)
             meter.start()
+            sampler = None
+            if s.kind == "soak":
+                # Table sizes every 10 s on the RSS series' clock: bounded by retention?
+                sampler = tables.TableSampler(url, meter.began)
+                sampler.start()
             window = await self._load(s, poster)
             drained = await ledger.drain(a.drain)
             window.drained = time.perf_counter()
             usage = await meter.stop()
+            table_sizes = await sampler.stop() if sampler is not None else None
             backlog = await self._backlog(urls[0].replace("/webhooks/bot", "/metrics"))
             groups = ["background"] if s.kind == "burst" else None
             entry: dict[str, Any] = {
@@ -421,6 +442,12 @@ class Bench:
                 "graph_calls": dict(self.standin.calls),
                 "usage": _usage(usage, ledger, series=s.kind == "soak"),
             }
+            if table_sizes is not None:
+                entry["usage"]["tables_over_time"] = table_sizes
+                entry["retention"] = a.retention
+                entry["soak_points"] = soak_points(
+                    window.ended - meter.began, window.drained - meter.began, a.retention
+                )
             if s.kind == "burst":
                 entry["burst"] = report.burst_figures(ledger)
                 entry["burst"]["all"] = report.summarize(ledger, window, completion="reply")
@@ -499,6 +526,26 @@ class Bench:
             seconds=a.soak / a.soak_rate,
             messages=a.soak,
         )
+
+
+def soak_points(load_end: float, drained: float, retention: str | None) -> dict[str, float]:
+    """Where the soak summary looks (seconds since the load began): warm-up end (60 s or a
+    tenth of the load, and, with a short retention, once retention + one 60 s prune period
+    has passed, when events/outbox can have levelled off), mid-load, load end, after the
+    drain."""
+    warm = max(60.0, load_end / 10)
+    if retention:
+        with contextlib.suppress(ValueError):
+            settle = parse_duration(retention).total_seconds() + 60 + 10
+            if settle < load_end / 2:
+                warm = max(warm, settle)
+    warm = min(warm, load_end)
+    return {
+        "warm-up end": round(warm, 1),
+        "mid-load": round((warm + load_end) / 2, 1),
+        "load end": round(load_end, 1),
+        "after drain": round(drained, 1),
+    }
 
 
 def ratio(ours: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
@@ -589,6 +636,8 @@ async def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             )
         if "service_rss_mb_over_time" in s["usage"]:
             print(f"{s['name']}: service RSS (s, MB): {s['usage']['service_rss_mb_over_time']}")
+        for line in tables.soak_summary(s):
+            print(line)
     Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"results written to {args.json}")
     return results
