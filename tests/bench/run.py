@@ -120,7 +120,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--retention",
         metavar="DURATION",
         help='[service] retention in the service\'s config (e.g. "2m"): processed events and '
-        "done outbox rows older than this are pruned every 60 s; default: the service's "
+        "done outbox rows older than this are pruned every 10 s; default: the service's "
         "default (3d). With a soak, shows whether the tables stay bounded",
     )
     p.add_argument("--processes", type=int, default=1, help="service processes, one database")
@@ -530,13 +530,13 @@ class Bench:
 
 def soak_points(load_end: float, drained: float, retention: str | None) -> dict[str, float]:
     """Where the soak summary looks (seconds since the load began): warm-up end (60 s or a
-    tenth of the load, and, with a short retention, once retention + one 60 s prune period
+    tenth of the load, and, with a short retention, once retention + one 10 s prune period
     has passed, when events/outbox can have levelled off), mid-load, load end, after the
     drain."""
     warm = max(60.0, load_end / 10)
     if retention:
         with contextlib.suppress(ValueError):
-            settle = parse_duration(retention).total_seconds() + 60 + 10
+            settle = parse_duration(retention).total_seconds() + 10 + 10
             if settle < load_end / 2:
                 warm = max(warm, settle)
     warm = min(warm, load_end)

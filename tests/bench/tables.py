@@ -7,8 +7,8 @@ RSS series), one connection of our own counts the rows of `events`, `outbox` and
 they are in the scenario's db CPU; `query_seconds` says how much of it.
 
 Retention (`[service] retention`) prunes processed events and done outbox rows older than
-the retention every 60 s, so those two tables should level off at about rate x (retention +
-60 s) rows. The transcript (`messages`) is not subject to `[service] retention`: it is kept
+the retention every 10 s, so those two tables should level off at about rate x (retention +
+10 s) rows. The transcript (`messages`) is not subject to `[service] retention`: it is kept
 per the business's retention setting (the service itself deletes none of it), so it grows
 with every message.
 """
@@ -157,7 +157,7 @@ def soak_summary(entry: dict[str, Any]) -> list[str]:
             )
         )
     lines.append(
-        "  events/outbox are pruned by [service] retention (every 60 s, rows older than the "
+        "  events/outbox are pruned by [service] retention (every 10 s, rows older than the "
         "retention); the transcript (messages) is not: it is kept per the business's "
         "retention setting (the service deletes none of it), so it grows"
     )
