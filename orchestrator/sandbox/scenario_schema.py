@@ -330,11 +330,13 @@ STEPS: dict[str, StepSpec] = {
         StepSpec(
             "faults",
             Fields(
-                "{batch, redeliver, out_of_order, graph_5xx_rate, numeric_app_ids, seed}",
+                "{batch, redeliver, out_of_order, graph_5xx_rate, graph_613_rate, numeric_app_ids,"
+                " seed}",
                 batch=Field(Integer(1), "events per webhook POST"),
                 redeliver=Field(Boolean(), "every POST twice"),
                 out_of_order=Field(Boolean(), "shuffle events"),
                 graph_5xx_rate=Field(Number(), "share of Graph calls answered 500"),
+                graph_613_rate=Field(Number(), "share of Graph calls answered 613 (throttled)"),
                 numeric_app_ids=Field(Boolean(), "app ids as numbers in handover webhooks"),
                 seed=Field(Integer(None), "the faults' random seed"),
                 batch_window_s=Field(Number(), "how long events are gathered for a batch"),

@@ -20,6 +20,7 @@ from orchestrator.sandbox.simulator.errors import (
     GraphError,
     invalid_token,
     param_error,
+    rate_limited,
     transient_error,
     unsupported_request,
 )
@@ -268,6 +269,8 @@ async def graph_handler(request: web.Request) -> web.Response:
         app = rt.world.app_by_token(token) or rt.world.app_by_app_token(token)
         if rt.switch.roll_5xx():
             raise transient_error()
+        if rt.switch.roll_613():
+            raise rate_limited()
         app, outcome = await _graph_call(rt, method, path, params, token)
         status, body, error = 200, outcome.result, None
         if outcome.webhooks:

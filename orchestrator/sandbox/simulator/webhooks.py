@@ -37,8 +37,9 @@ class Faults:
     redeliver: bool = False  # every POST twice
     out_of_order: bool = False  # later items first, within a batch and across POSTs
     graph_5xx_rate: float = 0.0  # fraction of Graph calls answered 500 / code 2
+    graph_613_rate: float = 0.0  # fraction of Graph calls answered 613 (rate limit)
     numeric_app_ids: bool = False  # handover app ids as JSON numbers (docs/platform.md 2.8)
-    seed: int = 0  # seeds the RNG of graph_5xx_rate and out_of_order
+    seed: int = 0  # seeds the RNG of graph_5xx_rate, graph_613_rate and out_of_order
     batch_window_s: float = 0.05  # how long to gather events when batching or reordering
 
     def __post_init__(self) -> None:
@@ -46,6 +47,8 @@ class Faults:
             raise SimError("faults.batch must be >= 1")
         if not 0.0 <= self.graph_5xx_rate <= 1.0:
             raise SimError("faults.graph_5xx_rate must be within [0, 1]")
+        if not 0.0 <= self.graph_613_rate <= 1.0:
+            raise SimError("faults.graph_613_rate must be within [0, 1]")
         if self.batch_window_s < 0:
             raise SimError("faults.batch_window_s must be >= 0")
 
@@ -105,6 +108,10 @@ class FaultSwitch:
 
     def roll_5xx(self) -> bool:
         rate = self.faults.graph_5xx_rate
+        return rate > 0 and self.rng.random() < rate
+
+    def roll_613(self) -> bool:
+        rate = self.faults.graph_613_rate
         return rate > 0 and self.rng.random() < rate
 
 
