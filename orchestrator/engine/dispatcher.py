@@ -268,7 +268,6 @@ class Dispatcher:
         batch, self._outcomes = self._outcomes, []
         if not batch:
             return
-        rewake, self._claim_after_flush = self._claim_after_flush, False
         # Completions alone are one statement (atomic by itself): no BEGIN/COMMIT round trips.
         single = all(o.verdict == "done" and not o.follow_up for o in batch)
         try:
@@ -286,14 +285,17 @@ class Dispatcher:
                 # refreshed) and try again shortly.
                 log.error("outbox_completion_delayed", error=str(exc), rows=len(batch))
                 self._outcomes = batch + self._outcomes
-                self._claim_after_flush = self._claim_after_flush or rewake
                 await asyncio.sleep(1.0)
                 self._outcome_ready.set()
                 return
-            rewake = True
+            self._claim_after_flush = True  # recorded one by one: look for the next rows
         self._finished(batch)
-        # Committed: the next heads of the completed lanes are ours to send.
+        # Committed: the next heads of the completed lanes are ours to send. A worker that
+        # asked for a claim before this commit may have written behind a lane this batch
+        # just freed, after our completion statement looked: look once more (taken after
+        # the commit, so no request is lost between the two).
         self.adopt(chained)
+        rewake, self._claim_after_flush = self._claim_after_flush, False
         if rewake or any(o.verdict == "dead" for o in batch):
             self._wake.set()  # a lane moved on without a hand-off: look for its next row
 

@@ -130,35 +130,36 @@ class EventWorker:
 
     async def _step(self, conn: asyncpg.Connection) -> int:
         try:
-            done, outbox, claimed = await self._batch(conn, safe=False)
+            done, writes = await self._batch(conn, safe=False)
         except Exception as exc:
             if is_outage(exc):  # not the batch's fault (connection, deadlock): try again later
                 raise
             log.warning("batch_failed_redone_one_by_one", error=f"{type(exc).__name__}: {exc}")
-            done, outbox, claimed = await self._batch(conn, safe=True)
-        # Committed: the heads claimed in the flush go to this process's dispatcher; what
-        # they could not take (a lane busy, the dispatcher full) is found by a claim query.
-        if claimed and self.handoff is not None:
-            self.handoff.adopt(claimed)
-        if outbox > len(claimed):
+            done, writes = await self._batch(conn, safe=True)
+        # Committed: the heads claimed in the flush go to this process's dispatcher; a lane
+        # written but not handed over (busy, a paused account, the dispatcher full) is found
+        # by a claim query.
+        if writes.claimed and self.handoff is not None:
+            self.handoff.adopt(writes.claimed)
+        handed = {(r["conversation_id"], r["lane"]) for r in writes.claimed}
+        if writes.lanes_written - handed:
             self.on_outbox()
             if self.handoff is not None:
                 self.handoff.request_claim()
         return done
 
-    async def _batch(self, conn: asyncpg.Connection, *, safe: bool) -> tuple[int, int, list[Any]]:
-        """(events handled, outbox rows written, heads claimed for the dispatcher) for one
-        claim of conversations."""
+    async def _batch(self, conn: asyncpg.Connection, *, safe: bool) -> tuple[int, Writes]:
+        """(events handled, the batch's writes: the heads claimed for the dispatcher and the
+        lanes written) for one claim of conversations."""
         writes = Writes(claim=self.handoff.claim() if self.handoff is not None else None)
         ids = IdPool()
-        outbox = 0
         handled: list[Any] = []
         async with conn.transaction():
             events = await conn.fetch(
                 q("claim_batch"), self.conversations_per_claim, self.events_per_conversation
             )
             if not events:
-                return 0, 0, []
+                return 0, writes
             conversations: list[dict[str, Any]] = []
             by_conversation: dict[int, list[Any]] = {}
             for e in events:
@@ -171,19 +172,15 @@ class EventWorker:
                 try:
                     for event in by_conversation.get(conversation["id"], ()):
                         if safe:
-                            ok = await self._event_in_savepoint(
-                                conn, conversation, event, writes, ids
-                            )
-                            outbox += ok
+                            await self._event_in_savepoint(conn, conversation, event, writes, ids)
                         else:
                             await self._event(conn, conversation, event, writes, ids)
                         handled.append(event)
                 finally:
                     structlog.contextvars.unbind_contextvars("conversation_id")
-            outbox += writes.pending_outbox
             await writes.flush(conn)
         self._observe(handled)
-        return len(handled), outbox, writes.claimed
+        return len(handled), writes
 
     async def _event(
         self,
@@ -218,16 +215,14 @@ class EventWorker:
         event: Any,
         writes: Writes,
         ids: IdPool,
-    ) -> int:
+    ) -> None:
         """Safe path: one event, one savepoint, its writes flushed inside it."""
         snapshot = dict(conversation)
         try:
             async with conn.transaction():
                 result = await self.processor.process(conn, conversation, event, writes, ids)
                 writes.finish(event["id"], "done", result, None)
-                outbox = writes.pending_outbox
                 await writes.flush(conn)
-                return outbox
         except Exception as exc:
             if is_outage(exc):
                 raise
@@ -236,7 +231,6 @@ class EventWorker:
             conversation.update(snapshot)
             self._failed(event, exc, writes)
             await writes.flush(conn)
-            return 0
 
     def _failed(self, event: Any, exc: Exception, writes: Writes) -> None:
         log.error(

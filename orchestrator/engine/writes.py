@@ -62,6 +62,9 @@ class Writes:
     # flush; the heads claimed so far (handed over only once the transaction commits).
     claim: Claim | None = None
     claimed: list[Any] = field(default_factory=list)
+    # Every (conversation, lane) a flush wrote a pending row to: those not among `claimed`
+    # must be found by the dispatcher's claim query.
+    lanes_written: set[tuple[int, str]] = field(default_factory=set)
 
     def conversation(self, cid: int, state: str, owner_app: str | None, view: Any) -> None:
         self.conversations[cid] = (state, owner_app, dumps(view))
@@ -94,10 +97,6 @@ class Writes:
         self.outbox.clear()
         self.timers = {}
         self.finished.clear()
-
-    @property
-    def pending_outbox(self) -> int:
-        return sum(1 for r in self.outbox if r.status == "pending")
 
     async def flush(self, conn: asyncpg.Connection) -> None:
         """Write everything gathered so far in one round trip (`orchestrator_apply_claim`:
@@ -160,4 +159,5 @@ class Writes:
             claim.lease_s if claim else 0.0,
         )
         self.claimed.extend(rows)
+        self.lanes_written.update((r.conversation_id, r.lane) for r in o if r.status == "pending")
         self.clear()
