@@ -6,8 +6,12 @@ thread-control calls happen exactly in the order the state machine decided them,
 sub-app's deliveries in theirs (`outbox_rows` explains the lanes).
 
 Throughput: one dispatcher keeps up to `max_in_flight` rows of different lanes in flight at
-once (a claim takes many heads in one statement; completions are written in batches), so
-150 ms of Graph latency costs latency, not throughput.
+once, so 150 ms of Graph latency costs latency, not throughput. Rows mostly arrive without
+a query (migrations/0010_handoff.sql): a worker of this process hands over the lane heads
+its write claimed (`adopt`), and each batch of completions claims the next head of every
+lane it completed, in the same statement. The claim query (many heads in one statement)
+finds the rest: retries coming due, rows recovered from a dead process, accounts whose
+pause ended, lanes that moved on in another process.
 
 Leases: each claim carries a unique token and an expiry of `LEASE_S`, refreshed every
 `REFRESH_S` while the call runs; every call is bounded by `CALL_TIMEOUT_S`, shorter than the

@@ -9,7 +9,8 @@ transaction that would have marked the events done never commits.
 Throughput comes from batching, not from shortcuts: one claim takes up to
 `conversations_per_claim` conversations (oldest head first; one busy conversation takes one
 slot, never the whole claim), deciding is pure and in memory, and the writes of the whole
-batch go out in a handful of statements (`writes.Writes`). If that fast path fails on the
+batch go out in one statement (`writes.Writes`), which also claims the free lanes' first
+outbox rows for this process's dispatcher (`Handoff`). If that fast path fails on the
 database (a value PostgreSQL rejects, a bug), the batch is rolled back and redone one event
 per savepoint, so one bad event is marked failed and never blocks the rest.
 """
