@@ -143,8 +143,10 @@ async def _intake(
     flags: Sequence[str | None],
     raw: bytes | None,
     problem: str | None,
+    items: Sequence[int] | None = None,
 ) -> list[asyncpg.Record]:
-    """One round trip: `orchestrator_intake` (migration 0003) with every item."""
+    """One round trip: `orchestrator_intake` (migrations 0003, 0010) with every item;
+    `items` numbers them within their own POSTs when several POSTs share the call."""
     return list(
         await conn.fetch(
             q("intake_items"),
@@ -160,6 +162,7 @@ async def _intake(
             list(flags),
             raw,
             problem,
+            None if items is None else list(items),
         )
     )
 
@@ -361,7 +364,7 @@ async def _call_group(
     items: Sequence[int],
 ) -> list[asyncpg.Record]:
     return await _with_deadlock_retry(
-        pool, lambda conn: _intake_group(conn, app, rows, payloads, items)
+        pool, lambda conn: _intake(conn, app, rows, payloads, [None] * len(rows), None, None, items)
     )
 
 
@@ -381,31 +384,6 @@ async def _with_deadlock_retry(
                 raise
             await asyncio.sleep(0)
     raise AssertionError("unreachable")
-
-
-async def _intake_group(
-    conn: asyncpg.Connection,
-    app: str,
-    rows: Sequence[Row],
-    payloads: Sequence[str],
-    items: Sequence[int],
-) -> list[asyncpg.Record]:
-    return list(
-        await conn.fetch(
-            q("intake_group"),
-            app,
-            [r.account_id for r in rows],
-            [r.customer_id for r in rows],
-            [r.dedup_key for r in rows],
-            [r.kind for r in rows],
-            [r.source for r in rows],
-            [r.mid for r in rows],
-            [r.occurred_at for r in rows],
-            list(payloads),
-            [None] * len(rows),
-            list(items),
-        )
-    )
 
 
 async def _store_raw_only(pool: asyncpg.Pool, app: str, body: bytes, problem: str) -> IntakeResult:

@@ -289,6 +289,7 @@ async def test_an_item_postgresql_refuses_is_quarantined_and_its_mates_stored(
             [None] * 4,
             None,
             None,
+            None,  # item numbers: one POST, numbered in order
         )
         stored = await conn.fetch("SELECT mid FROM events ORDER BY id")
         raw = await conn.fetch("SELECT item, problem, body_bytes FROM raw_deliveries ORDER BY item")

@@ -2,9 +2,10 @@
 
 -- name: intake_items
 -- One round trip for a whole webhook POST: items with their flags, plus the raw bytes when
--- the POST is flagged. Rows: stored events, and items quarantined in raw_deliveries.
+-- the POST is flagged. Rows: stored events, and items quarantined in raw_deliveries. $13
+-- numbers the items within their own POSTs when several POSTs share the call (GroupCommit).
 SELECT event_id, event_kind, item
-FROM orchestrator_intake($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12);
+FROM orchestrator_intake($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::integer[]);
 
 -- name: intake_raw_only
 -- The last resort when the items themselves could not be stored for a reason that is not
@@ -14,8 +15,3 @@ INSERT INTO raw_deliveries (app, body, body_bytes, problem)
 VALUES ($1, orchestrator_text_or_null($2), $2, $3)
 RETURNING id;
 
--- name: intake_group
--- Several clean POSTs of one app in one call (store/intake.py GroupCommit); $12 numbers
--- each item within its own POST.
-SELECT event_id, event_kind, item
-FROM orchestrator_intake($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, $11);
