@@ -4,10 +4,12 @@ cloned from a migrated template, and a test configuration."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +191,43 @@ def _default_logging() -> None:
     from orchestrator.ops import logs
 
     logs.configure()
+
+
+@contextlib.asynccontextmanager
+async def engine_runtime(db_url: str, config: Config, now: datetime) -> AsyncIterator[Any]:
+    """The engine's Runtime on a real database, a manual clock at `now`, Meta's hosts as in
+    production (tests stand in for them with aioresponses) and the config's sub-apps loaded:
+    what the integration tests of the dispatcher and of the decision paths run against."""
+    import aiohttp
+
+    from orchestrator.clock import ManualClock
+    from orchestrator.engine.policy import build_policy
+    from orchestrator.engine.runtime import Runtime
+    from orchestrator.engine.subapps import AppContext, load_subapp
+    from orchestrator.engine.wakeup import Waker
+    from orchestrator.graph import GraphClient, RetryPolicy
+    from orchestrator.ops.metrics import Metrics
+    from orchestrator.store.database import create_pool
+
+    pool = await create_pool(db_url, min_size=1, max_size=4)
+    try:
+        async with aiohttp.ClientSession() as http:
+            rt = Runtime(
+                config=config,
+                pool=pool,
+                clock=ManualClock(now),
+                metrics=Metrics(),
+                http=http,
+                graph=GraphClient(http),
+                policy=build_policy(config),
+                retry_policy=RetryPolicy(max_attempts=3),
+                waker=Waker(pool),
+                subapps={},
+            )
+            for i, a in enumerate(config.apps):
+                handler = load_subapp(i, a, AppContext(app=a, config=config, http=http))
+                if handler is not None:
+                    rt.subapps[a.name] = handler
+            yield rt
+    finally:
+        await pool.close()

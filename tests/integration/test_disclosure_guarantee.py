@@ -11,30 +11,22 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from orchestrator.app import create_app
-from orchestrator.clock import ManualClock
 from orchestrator.config import Config
 from orchestrator.engine.dispatcher import Dispatcher
 from orchestrator.engine.outbox_rows import META_LANE
-from orchestrator.engine.policy import build_policy
 from orchestrator.engine.processing import ConversationProcessor
 from orchestrator.engine.runtime import Runtime
-from orchestrator.engine.subapps import AppContext, load_subapp
-from orchestrator.engine.wakeup import Waker
 from orchestrator.engine.worker import EventWorker
-from orchestrator.graph import GraphClient, RetryPolicy
-from orchestrator.ops.metrics import Metrics
-from orchestrator.store.database import create_pool
 from orchestrator.store.intake import Row, store_rows
 from orchestrator.store.queries import q
 from orchestrator.typedefs import RUNTIME
 from state_machines import ConversationView
-from tests.conftest import ACCOUNT_ID, make_config
+from tests.conftest import ACCOUNT_ID, engine_runtime, make_config
 from tests.meta_mock import MetaMock
 
 SEND = re.compile(r"^https://graph\.facebook\.com/v25\.0/\d+/messages.*$")
@@ -54,26 +46,8 @@ INVALID = {
 @pytest.fixture
 async def runtime(db_url: str) -> AsyncIterator[Runtime]:
     config = make_config()  # the FAQ bot in process (primary), support over the REST API
-    pool = await create_pool(db_url, min_size=1, max_size=4)
-    async with aiohttp.ClientSession() as http:
-        rt = Runtime(
-            config=config,
-            pool=pool,
-            clock=ManualClock(T0),
-            metrics=Metrics(),
-            http=http,
-            graph=GraphClient(http),
-            policy=build_policy(config),
-            retry_policy=RetryPolicy(max_attempts=3),
-            waker=Waker(pool),
-            subapps={},
-        )
-        for i, a in enumerate(config.apps):
-            handler = load_subapp(i, a, AppContext(app=a, config=config, http=http))
-            if handler is not None:
-                rt.subapps[a.name] = handler
+    async with engine_runtime(db_url, config, T0) as rt:
         yield rt
-    await pool.close()
 
 
 async def customer_says(rt: Runtime, n: int, text: str) -> None:

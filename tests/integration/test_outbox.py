@@ -9,25 +9,18 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 
-from orchestrator.clock import ManualClock
 from orchestrator.config import Config
 from orchestrator.engine.dispatcher import LEASE_S, Dispatcher
 from orchestrator.engine.outbox_rows import META_LANE, delivery_lane
-from orchestrator.engine.policy import build_policy
 from orchestrator.engine.runtime import Runtime
-from orchestrator.engine.subapps import AppContext, load_subapp
-from orchestrator.engine.wakeup import Waker
-from orchestrator.graph import GraphClient, RetryPolicy
-from orchestrator.ops.metrics import Metrics
+from orchestrator.graph import RetryPolicy
 from orchestrator.sandbox.runner import _free_port
-from orchestrator.store.database import create_pool
 from orchestrator.store.queries import q
 from state_machines import ConversationView
-from tests.conftest import ACCOUNT_ID, config_data, make_config
+from tests.conftest import ACCOUNT_ID, config_data, engine_runtime, make_config
 from tests.meta_mock import MetaMock
 
 GRAPH = "https://graph.facebook.com"
@@ -46,26 +39,8 @@ def vendor_config() -> Config:
 @pytest.fixture
 async def runtime(db_url: str) -> AsyncIterator[Runtime]:
     config = vendor_config()
-    pool = await create_pool(db_url, min_size=1, max_size=4)
-    async with aiohttp.ClientSession() as http:
-        rt = Runtime(
-            config=config,
-            pool=pool,
-            clock=ManualClock(datetime(2026, 11, 2, 9, tzinfo=UTC)),
-            metrics=Metrics(),
-            http=http,
-            graph=GraphClient(http),
-            policy=build_policy(config),
-            retry_policy=RetryPolicy(max_attempts=3),
-            waker=Waker(pool),
-            subapps={},
-        )
-        for i, a in enumerate(config.apps):
-            handler = load_subapp(i, a, AppContext(app=a, config=config, http=http))
-            if handler is not None:
-                rt.subapps[a.name] = handler
+    async with engine_runtime(db_url, config, datetime(2026, 11, 2, 9, tzinfo=UTC)) as rt:
         yield rt
-    await pool.close()
 
 
 async def add_rows(pool: asyncpg.Pool, rows: list[tuple[str, str, dict[str, Any]]]) -> int:

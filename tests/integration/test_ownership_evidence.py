@@ -8,22 +8,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import pytest
 
-from orchestrator.clock import ManualClock
-from orchestrator.engine.policy import build_policy
 from orchestrator.engine.processing import ConversationProcessor
 from orchestrator.engine.runtime import Runtime
-from orchestrator.engine.subapps import AppContext, load_subapp
-from orchestrator.engine.wakeup import Waker
 from orchestrator.engine.worker import EventWorker
-from orchestrator.graph import GraphClient, RetryPolicy
-from orchestrator.ops.metrics import Metrics
-from orchestrator.store.database import create_pool
 from orchestrator.store.intake import Row, store_rows
 from state_machines import INSTAGRAM_INBOX_APP_ID, ConversationView, State
-from tests.conftest import ACCOUNT_ID, make_config
+from tests.conftest import ACCOUNT_ID, engine_runtime, make_config
 
 CUSTOMER = "5550000000000091"
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
@@ -32,26 +24,8 @@ T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
 @pytest.fixture
 async def runtime(db_url: str) -> AsyncIterator[Runtime]:
     config = make_config()  # bot (primary, FAQ bot in process) and support (human, standby)
-    pool = await create_pool(db_url, min_size=1, max_size=4)
-    async with aiohttp.ClientSession() as http:
-        rt = Runtime(
-            config=config,
-            pool=pool,
-            clock=ManualClock(T0),
-            metrics=Metrics(),
-            http=http,
-            graph=GraphClient(http),
-            policy=build_policy(config),
-            retry_policy=RetryPolicy(max_attempts=3),
-            waker=Waker(pool),
-            subapps={},
-        )
-        for i, a in enumerate(config.apps):
-            handler = load_subapp(i, a, AppContext(app=a, config=config, http=http))
-            if handler is not None:
-                rt.subapps[a.name] = handler
+    async with engine_runtime(db_url, config, T0) as rt:
         yield rt
-    await pool.close()
 
 
 async def copy_to(rt: Runtime, app: str, source: str, text: str = "Versand?") -> None:
