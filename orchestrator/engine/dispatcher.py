@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from orchestrator.engine.runtime import Runtime
 from orchestrator.engine.throttle import AccountPauses
 from orchestrator.engine.writes import Claim
 from orchestrator.graph import GraphError, HttpDeliveryError, NotThreadOwner, RateLimited
+from orchestrator.jsontext import dumps
 from orchestrator.store.intake import Row, store_rows
 from orchestrator.store.outage import is_outage
 from orchestrator.store.queries import q
@@ -393,14 +393,14 @@ class Dispatcher:
                     o.row["app"],
                     purpose,
                     message.get("text"),
-                    None if attachments is None else json.dumps(attachments),
+                    None if attachments is None else dumps(attachments),
                     o.row["id"],
                 )
             )
         return [
             [o.row["id"] for o in done],
             [o.row["lease_token"] for o in done],
-            [json.dumps(o.result, default=str) for o in done],
+            [dumps(o.result) for o in done],
             *([line[i] for line in lines] for i in range(7)),
             self.rt.clock.now(),
         ]

@@ -9,7 +9,6 @@ with the events' "done" or not at all.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,11 +17,8 @@ from typing import Any
 import asyncpg
 
 from orchestrator.engine.outbox_rows import OutboxRow
+from orchestrator.jsontext import dumps
 from orchestrator.store.queries import q
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=str)
 
 
 @dataclass(slots=True)

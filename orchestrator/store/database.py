@@ -18,6 +18,7 @@ import asyncpg
 import structlog
 
 from orchestrator.errors import StoreUnavailable
+from orchestrator.jsontext import loads
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +59,7 @@ def resolve(env: Mapping[str, str], data_dir: str) -> DatabaseTarget:
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):
-        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=loads, schema="pg_catalog")
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

@@ -10,6 +10,7 @@ POST whose stored form differs from its bytes also keeps the bytes (raw_deliveri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -18,10 +19,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import orjson
 import structlog
 
 from orchestrator.errors import StoreUnavailable
 from orchestrator.ingress.events import Event
+from orchestrator.jsontext import dumps
 from orchestrator.store.outage import describe, is_outage
 from orchestrator.store.queries import q
 
@@ -130,7 +133,7 @@ async def store_rows(
     """
     if not rows:
         return []
-    payloads = [json.dumps(r.payload, default=str) for r in rows]
+    payloads = [dumps(r.payload) for r in rows]
     records = await _intake(conn, received_by, rows, payloads, [None] * len(rows), None, None)
     return [r for r in records if r["event_id"] is not None]
 
@@ -168,6 +171,8 @@ async def _intake(
 
 
 def _payload_text(payload: Mapping[str, Any]) -> str | None:
+    with contextlib.suppress(TypeError):  # orjson refused: the standard library decides
+        return orjson.dumps(payload).decode()
     try:
         return json.dumps(payload, ensure_ascii=False, allow_nan=False)
     except (ValueError, TypeError, RecursionError):
