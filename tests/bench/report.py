@@ -171,6 +171,12 @@ def latency(r: dict[str, Any], name: str) -> str:
 
 
 def table(results: dict[str, Any]) -> str:
+    rows = [*results.get("scenarios", []), *results.get("baseline", [])]
+    repeated = any(e.get("round", 1) > 1 for e in rows)
+
+    def label(entry: dict[str, Any], name: str) -> str:
+        return f"{name} #{entry.get('round', 1)}" if repeated else name
+
     head = (
         f"{'scenario':<24} {'acked/s':>8} {'replies/s':>9} {'e2e p50':>9} {'e2e p99':>9} "
         f"{'lost':>6} {'dup':>4} {'order':>5} {'svc CPU':>8} {'svc RSS':>8} {'db CPU':>7} "
@@ -188,7 +194,8 @@ def table(results: dict[str, Any]) -> str:
             else "—"
         )
         lines.append(
-            f"{s['name']:<24} {_fmt(r.get('acked_per_s')):>8} {_fmt(r.get('replies_per_s')):>9} "
+            f"{label(s, s['name']):<24} {_fmt(r.get('acked_per_s')):>8} "
+            f"{_fmt(r.get('replies_per_s')):>9} "
             f"{latency(r, 'e2e_p50'):>9} {latency(r, 'e2e_p99'):>9} "
             f"{_fmt(r.get('lost')):>6} {_fmt(r.get('duplicated')):>4} "
             f"{_fmt(r.get('order_violations')):>5} {_fmt(u.get('service_cpu_s'), ' s'):>8} "
@@ -198,10 +205,65 @@ def table(results: dict[str, Any]) -> str:
     for b in results.get("baseline", []):
         r, u = b["result"], b.get("usage", {})
         lines.append(
-            f"{'baseline ' + b['load']:<24} {_fmt(r.get('acked_per_s')):>8} {'—':>9} "
+            f"{label(b, 'baseline ' + b['load']):<24} {_fmt(r.get('acked_per_s')):>8} {'—':>9} "
             f"{_fmt(r.get('ack_p50_ms'), ' ms'):>9} {_fmt(r.get('ack_p99_ms'), ' ms'):>9} "
             f"{'':>6} {'':>4} {'':>5} {_fmt(u.get('service_cpu_s'), ' s'):>8} "
             f"{_fmt(u.get('service_peak_rss_mb'), ' MB'):>8} {_fmt(u.get('db_cpu_s'), ' s'):>7} "
             f"{_fmt(u.get('cpu_ms_per_message'), ' ms'):>8}"
         )
+    return "\n".join(lines)
+
+
+def add_ceiling_ratios(entries: list[dict[str, Any]]) -> None:
+    """Closed-loop replies/s over the harness ceiling's of the same round (`vs_ceiling`): the
+    ceiling runs none of our code, so the ratio cancels most of the machine's own drift."""
+    ceiling = next((e for e in entries if e.get("kind") == "ceiling"), None)
+    top = ceiling["result"].get("replies_per_s") if ceiling else None
+    if not top:
+        return
+    for e in entries:
+        ours = e["result"].get("replies_per_s")
+        if e.get("kind") == "closed" and ours is not None:
+            e["vs_ceiling"] = round(ours / top, 3)
+
+
+def _spread(values: Sequence[float | None], suffix: str = "") -> str:
+    """min..max (median) of the values measured; "—" when none was."""
+    got = sorted(v for v in values if v is not None)
+    if not got:
+        return "—"
+    half = len(got) // 2
+    mid = got[half] if len(got) % 2 else (got[half - 1] + got[half]) / 2
+    return f"{_fmt(got[0])}..{_fmt(got[-1])}{suffix} ({_fmt(mid)})"
+
+
+def ranges(results: dict[str, Any]) -> str:
+    """Each figure's range over the rounds of `--repeat`: min..max (median), per scenario and
+    baseline; lost, duplicated and out-of-order replies summed over every round."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for e in results.get("scenarios", []):
+        groups.setdefault(e["name"], []).append(e)
+    for b in results.get("baseline", []):
+        groups.setdefault("baseline " + b["load"], []).append(b)
+    lines = ["ranges over the rounds: min..max (median)"]
+    for name, entries in groups.items():
+        rs = [e["result"] for e in entries]
+        us = [e.get("usage", {}) for e in entries]
+        if name.startswith("baseline "):
+            figures = (
+                f"acked/s {_spread([r.get('acked_per_s') for r in rs])}, "
+                f"ack p99 {_spread([r.get('ack_p99_ms') for r in rs], ' ms')}"
+            )
+        else:
+            figures = (
+                f"replies/s {_spread([r.get('replies_per_s') for r in rs])}, "
+                f"e2e p99 {_spread([r.get('e2e_p99_ms') for r in rs], ' ms')}, "
+                f"lost/dup/order {sum(r.get('lost') or 0 for r in rs)}/"
+                f"{sum(r.get('duplicated') or 0 for r in rs)}/"
+                f"{sum(r.get('order_violations') or 0 for r in rs)}"
+            )
+        figures += f", CPU/msg {_spread([u.get('cpu_ms_per_message') for u in us], ' ms')}"
+        if any("vs_ceiling" in e for e in entries):
+            figures += f", ÷ ceiling {_spread([e.get('vs_ceiling') for e in entries])}"
+        lines.append(f"{name} ({len(entries)} runs): {figures}")
     return "\n".join(lines)

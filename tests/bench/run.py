@@ -14,6 +14,8 @@ With two or more cores, the service processes and PostgreSQL run on core 0, this
     python -m tests.bench.run                          # the default scenarios, a few minutes
     python -m tests.bench.run --scenario closed --seconds 5
     python -m tests.bench.run --processes 2            # two `serve` processes, one database
+    python -m tests.bench.run --scenario closed --scenario harness-ceiling --repeat 5
+                                  # interleaved rounds, each figure's range, ÷ the ceiling
     python -m tests.bench.run --soak 100000            # long soak, RSS over time
     python -m tests.bench.run --soak 300000 --retention 2m --no-baseline  # + tables bounded
 
@@ -123,6 +125,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "done outbox rows older than this are pruned every 10 s; default: the service's "
         "default (3d). With a soak, shows whether the tables stay bounded",
     )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the whole set N times, interleaved (round 1: every scenario, round 2: …), "
+        "and print each figure's range: on a machine whose speed varies, one run proves little",
+    )
     p.add_argument("--processes", type=int, default=1, help="service processes, one database")
     p.add_argument(
         "--split",
@@ -161,6 +171,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             p.error(f"--retention: {exc}")
     if args.processes < 1:
         p.error("--processes must be at least 1")
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
+    if args.repeat > 1 and "soak" in names:
+        p.error("a soak runs once: leave out --repeat, or run the soak on its own")
     return args
 
 
@@ -242,20 +256,27 @@ class Bench:
         connector = aiohttp.TCPConnector(limit=512)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             self.session = session
-            if not args.no_baseline:
-                await self.run_baselines(results, config_path)
-            for name in args.scenario:
-                scenario = SCENARIOS[name]
-                self.say(f"-- {name}: {scenario.description}")
-                if scenario.kind == "ceiling":
-                    entry = await self.run_ceiling(scenario)
-                else:
-                    entry = await self.run_scenario(scenario, config_path, split)
-                base = self.baselines.get(scenario.baseline or "")
-                if base is not None:
-                    entry["vs_baseline"] = ratio(entry["result"], base["result"])
-                results["scenarios"].append(entry)
-                self.say("   " + _one_line(entry))
+            for round_ in range(1, args.repeat + 1):
+                if args.repeat > 1:
+                    self.say(f"== round {round_} of {args.repeat}")
+                if not args.no_baseline:
+                    await self.run_baselines(results, config_path, round_)
+                entries = []
+                for name in args.scenario:
+                    scenario = SCENARIOS[name]
+                    self.say(f"-- {name}: {scenario.description}")
+                    if scenario.kind == "ceiling":
+                        entry = await self.run_ceiling(scenario)
+                    else:
+                        entry = await self.run_scenario(scenario, config_path, split)
+                    entry["round"] = round_
+                    base = self.baselines.get(scenario.baseline or "")
+                    if base is not None:
+                        entry["vs_baseline"] = ratio(entry["result"], base["result"])
+                    entries.append(entry)
+                    self.say("   " + _one_line(entry))
+                report.add_ceiling_ratios(entries)
+                results["scenarios"].extend(entries)
         results["graph_calls_note"] = (
             "send_message counts include disclosures (one per new conversation)"
         )
@@ -303,7 +324,9 @@ class Bench:
         prefix = str(random.randint(10**8, 10**9 - 1))  # fresh customers per run
         return Poster(self.session, urls, self.secret, ACCOUNT_ID, ledger, prefix)
 
-    async def run_baselines(self, results: dict[str, Any], config_path: Path) -> None:
+    async def run_baselines(
+        self, results: dict[str, Any], config_path: Path, round_: int = 1
+    ) -> None:
         assert self.db is not None
         needed = [SCENARIOS[n].baseline for n in self.args.scenario if SCENARIOS[n].baseline]
         loads = self._loads()
@@ -330,6 +353,7 @@ class Bench:
                 usage = await meter.stop()
                 entry: dict[str, Any] = {
                     "load": load,
+                    "round": round_,
                     "result": report.summarize(ledger, window, completion="ack"),
                     "errors": dict(poster.errors),
                     "usage": _usage(usage, ledger),
@@ -374,6 +398,7 @@ class Bench:
             usage = await meter.stop()
             return {
                 "name": s.name,
+                "kind": s.kind,
                 "description": s.description,
                 "graph_latency_ms": 0,
                 "result": report.summarize(ledger, window, completion="reply"),
@@ -428,6 +453,7 @@ class Bench:
             groups = ["background"] if s.kind == "burst" else None
             entry: dict[str, Any] = {
                 "name": s.name,
+                "kind": s.kind,
                 "description": s.description,
                 "graph_latency_ms": s.graph_latency_ms,
                 "machine_load_average": load_average,  # other users of the machine show here
@@ -623,6 +649,10 @@ async def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "vs baseline: our replies/s ÷ baseline acknowledged/s (same load), "
             "our reply p99 ÷ baseline ack p99"
         )
+    if args.repeat > 1:
+        print()
+        print(report.ranges(results))
+        print("÷ ceiling: the closed loop's replies/s ÷ the harness ceiling's, same round")
     for s in results["scenarios"]:
         if "burst" in s:
             b = {k: ("—" if v is None else v) for k, v in s["burst"].items()}

@@ -4,9 +4,17 @@ out of order only against a message that was certainly sent before it."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from tests.bench.load import Ledger, Msg, Window
-from tests.bench.report import order_violations, pct, summarize
+from tests.bench.report import (
+    add_ceiling_ratios,
+    order_violations,
+    pct,
+    ranges,
+    summarize,
+    table,
+)
 
 
 def msg(
@@ -100,3 +108,69 @@ def test_the_fast_order_check_agrees_with_the_pairwise_definition() -> None:
                 m.reply = reply
                 msgs.append(m)
         assert order_violations(msgs) == _brute_force(msgs)
+
+
+def _entry(
+    name: str, kind: str, round_: int, replies: float, p99: float, cpu: float
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": kind,
+        "round": round_,
+        "result": {
+            "acked_per_s": replies,
+            "replies_per_s": replies,
+            "e2e_p99_ms": p99,
+            "lost": 0,
+            "duplicated": 1 if round_ == 2 else 0,
+            "order_violations": 0,
+        },
+        "usage": {"cpu_ms_per_message": cpu},
+    }
+
+
+def test_repeated_runs_are_summarised_as_ranges_with_the_ceiling_ratio_of_each_round() -> None:
+    rounds = [
+        [
+            _entry("closed", "closed", 1, 400.0, 120.0, 2.4),
+            _entry("ceil", "ceiling", 1, 1000.0, 70.0, 1.0),
+        ],
+        [
+            _entry("closed", "closed", 2, 600.0, 90.0, 1.7),
+            _entry("ceil", "ceiling", 2, 1200.0, 50.0, 0.8),
+        ],
+        [
+            _entry("closed", "closed", 3, 500.0, 100.0, 2.0),
+            _entry("ceil", "ceiling", 3, 1250.0, 60.0, 0.9),
+        ],
+    ]
+    for entries in rounds:
+        add_ceiling_ratios(entries)
+    # Each closed loop is divided by the ceiling of its own round, never another's.
+    assert [r[0]["vs_ceiling"] for r in rounds] == [0.4, 0.5, 0.4]
+    assert all("vs_ceiling" not in r[1] for r in rounds)
+    results = {
+        "scenarios": [e for r in rounds for e in r],
+        "baseline": [
+            {"load": "closed", "round": i, "result": {"acked_per_s": a, "ack_p99_ms": 40.0}}
+            for i, a in ((1, 1500.0), (2, 1900.0), (3, 1700.0))
+        ],
+    }
+    text = ranges(results)
+    closed = next(line for line in text.splitlines() if line.startswith("closed "))
+    assert "(3 runs)" in closed
+    assert "replies/s 400..600 (500)" in closed
+    assert "e2e p99 90.0..120 ms (100)" in closed
+    assert "lost/dup/order 0/1/0" in closed  # summed over the rounds
+    assert "÷ ceiling 0.40..0.50 (0.40)" in closed
+    baseline = next(line for line in text.splitlines() if line.startswith("baseline closed"))
+    assert "acked/s 1,500..1,900 (1,700)" in baseline
+    # The per-run table names each row's round.
+    assert "closed #2" in table(results) and "baseline closed #3" in table(results)
+
+
+def test_a_single_run_table_keeps_plain_names_and_no_ratio_without_a_ceiling() -> None:
+    entries = [_entry("closed", "closed", 1, 400.0, 120.0, 2.4)]
+    add_ceiling_ratios(entries)
+    assert "vs_ceiling" not in entries[0]
+    assert "closed #1" not in table({"scenarios": entries, "baseline": []})
