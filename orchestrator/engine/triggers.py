@@ -132,7 +132,7 @@ async def trigger_for(
         # never forwarded to the sub-apps (they were told message_deleted).
         return None, typed
     copies = await _copies(conn, conversation, row, apps)
-    return _webhook_trigger(conversation, row, typed, apps, copies), typed
+    return _webhook_trigger(conversation, row, typed, copies), typed
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,16 +177,15 @@ def _time_or(value: Any, default: datetime) -> datetime:
     return parsed if parsed is not None and parsed.utcoffset() is not None else default
 
 
-def copy_evidence(row: Mapping[str, Any], apps: int, seen: Copies | None = None) -> dict[str, Any]:
+def copy_evidence(row: Mapping[str, Any], seen: Copies | None = None) -> dict[str, Any]:
     """Ownership evidence for the state machine (issue 9.1): which webhook field carried the
     copy decided on and which app of ours received it, which apps got standby copies, and
     whether a control move of ours is still on its way to Meta. Meta sends each app one
     copy: in `messaging[]` to the owner (or the default app while idle), in `standby[]` to
     the others (docs/platform.md 2.9). Intake stores the first copy only; `seen` holds the
-    others intake saw (duplicates included). A messaging copy says the most (that app may
-    answer), so it is the one decided on when intake stored a standby copy first. (`apps` is
-    kept for callers: with one app the stored copy is the only one.)"""
-    del apps
+    others intake saw (duplicates included; `_copies` reads them only where they can matter).
+    A messaging copy says the most (that app may answer), so it is the one decided on when
+    intake stored a standby copy first."""
     seen = seen or Copies()
     source = "standby" if row["source"] == "standby" else "messaging"
     received_by = row["received_by"]
@@ -206,7 +205,6 @@ def _webhook_trigger(
     conversation: Mapping[str, Any],
     row: Mapping[str, Any],
     typed: Event,
-    apps: int,
     copies: Copies | None = None,
 ) -> Any:
     kind, at = row["kind"], row["occurred_at"]
@@ -219,7 +217,7 @@ def _webhook_trigger(
             quick_reply_payload=getattr(typed, "quick_reply_payload", None),
             has_attachments=bool(getattr(typed, "attachments", ())),
             event=event_json,
-            **copy_evidence(row, apps, copies),
+            **copy_evidence(row, copies),
         )
     if kind == "message_echo":
         return Echo(
@@ -251,7 +249,7 @@ def _webhook_trigger(
             opens_window=kind in OPENS_WINDOW,
             event=event_json,
             payload=getattr(typed, "payload", None),
-            **copy_evidence(row, apps, copies),
+            **copy_evidence(row, copies),
         )
     return None  # unknown: stored raw and flagged at intake, nothing to decide
 

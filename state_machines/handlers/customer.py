@@ -47,6 +47,17 @@ def escalates(run: Run) -> None:
             run.emit(Deliver(app.name, trig.event, standby=True))
 
 
+def _standby_copies_only(run: Run, trig: CustomerMessage | CustomerActivity) -> list[str]:
+    """The customer's contact counts (window, lapse), but no app of ours gets the event as
+    owner: only the apps listening in standby get their copies. Returns their names."""
+    opens = trig.opens_window if isinstance(trig, CustomerActivity) else True
+    contact(run, trig.at, opens_window=opens, ends_streak=False)
+    copies = [a.name for a in run.policy.apps if a.standby]
+    for name in copies:
+        run.emit(Deliver(name, trig.event, standby=True))
+    return copies
+
+
 def standby_only(run: Run) -> None:
     """The app we believe in control got the event only as a standby copy (classify's
     `standby_only`): another app owns the thread. Nothing is automated on it (no app of ours
@@ -54,11 +65,7 @@ def standby_only(run: Run) -> None:
     (OwnerReconciled) moves our state."""
     trig = run.input
     assert isinstance(trig, CustomerMessage | CustomerActivity)
-    opens = trig.opens_window if isinstance(trig, CustomerActivity) else True
-    contact(run, trig.at, opens_window=opens, ends_streak=False)
-    copies = [a.name for a in run.policy.apps if a.standby]
-    for name in copies:
-        run.emit(Deliver(name, trig.event, standby=True))
+    copies = _standby_copies_only(run, trig)
     believed = controller(run.view, run.policy)
     # Asked with the default app's token: thread_owner names the owner only to the owner or
     # the default app; any other app gets at most an expiration (docs/platform.md 5), which
@@ -84,11 +91,7 @@ def as_owner_while_foreign(run: Run) -> None:
     fresh disclosure."""
     trig = run.input
     assert isinstance(trig, CustomerMessage | CustomerActivity)
-    opens = trig.opens_window if isinstance(trig, CustomerActivity) else True
-    contact(run, trig.at, opens_window=opens, ends_streak=False)
-    copies = [a.name for a in run.policy.apps if a.standby]
-    for name in copies:
-        run.emit(Deliver(name, trig.event, standby=True))
+    copies = _standby_copies_only(run, trig)
     run.note(
         f"{trig.received_by} got the event as owner while we believed "
         f"{run.policy.owner_label(run.view.owner_app)} holds the thread ({RULE_OWNER_EVIDENCE}); "
