@@ -208,7 +208,7 @@ async def _background(app: web.Application, poll_interval: float) -> AsyncIterat
                 poll_interval=poll_interval,
                 on_outbox=rt.outbox_waker.poke,
                 handoff=dispatchers[i % len(dispatchers)] if dispatchers else None,
-            ).run(stop, event_wake),
+            ).run(stop, event_wake.member()),
             name=f"worker-{i}",
         )
         for i in range(s.workers)
@@ -218,7 +218,8 @@ async def _background(app: web.Application, poll_interval: float) -> AsyncIterat
     # them rows, which must be sent and recorded, not left leased until the lease expires.
     dispatch_stop = asyncio.Event()
     tasks += [
-        asyncio.create_task(d.run(dispatch_stop, outbox_wake), name=d.name) for d in dispatchers
+        asyncio.create_task(d.run(dispatch_stop, outbox_wake.member()), name=d.name)
+        for d in dispatchers
     ]
     tasks.append(
         asyncio.create_task(

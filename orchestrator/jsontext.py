@@ -23,7 +23,6 @@ Same value, by construction:
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
@@ -31,10 +30,13 @@ import orjson
 _OPTIONS = (
     orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 )
-# A number token (first, or after `:`, `,` or `[`) of 19+ digits: may not fit in 64 bits.
-# Digits inside strings (ids are strings in Meta's payloads) rarely match, and only cost the
-# slow path.
-_LONG_INTEGER = re.compile(r"(?:^|[:,\[])\s*-?\d{19}")
+# 19 digits in a row anywhere: a number that may not fit in 64 bits. Found by mapping every
+# digit to "0" (`bytes.translate`, C speed) and looking for 19 zeros: 0.6 µs for a webhook
+# item against 8-10 µs for a regular expression, which had cost more than the parse itself.
+# Digit runs inside strings (ids are strings in Meta's payloads, 15-17 digits) match rarely,
+# and only cost the slow path.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 19
 
 
 def dumps(value: Any) -> str:
@@ -47,9 +49,13 @@ def dumps(value: Any) -> str:
 
 def loads(text: str) -> Any:
     """`json.loads(text)`, fast."""
-    if _LONG_INTEGER.search(text) is None:
+    try:
+        raw = text.encode()
+    except UnicodeEncodeError:  # lone surrogates: orjson refuses them, the library does not
+        return json.loads(text)
+    if _LONG_RUN not in raw.translate(_DIGITS_TO_ZERO):
         try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:  # also text that is not valid UTF-8 (lone surrogates)
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
             pass
     return json.loads(text)

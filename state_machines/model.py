@@ -114,6 +114,7 @@ class Policy:
     _by_name: Mapping[str, AppSpec] = field(init=False, repr=False, compare=False)
     _by_id: Mapping[str, AppSpec] = field(init=False, repr=False, compare=False)
     _keywords: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+    _primary: AppSpec = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         apps = tuple(self.apps)
@@ -148,12 +149,13 @@ class Policy:
         object.__setattr__(self, "_by_name", MappingProxyType(by_name))
         object.__setattr__(self, "_by_id", MappingProxyType(by_id))
         object.__setattr__(self, "_keywords", _keyword_pattern(self.escalation_keywords))
+        object.__setattr__(self, "_primary", by_name[primaries[0]])
 
     # --- lookups -------------------------------------------------------------------------
 
     @property
     def primary(self) -> AppSpec:
-        return next(a for a in self.apps if a.role == "primary")
+        return self._primary  # looked up once: asked several times per decision
 
     def app(self, name: str) -> AppSpec:
         """The app called `name`; KeyError when there is none."""

@@ -78,18 +78,28 @@ class EventWorker:
         self.handoff = handoff
         self._failed_ids: set[int] = set()
         self._idle = True
+        self._more = False  # the last batch was full: more may be waiting
         self._next_housekeeping = 0.0
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
         """Process until `stop` is set (see `loop.run_until_stopped`)."""
         await run_until_stopped(
-            self.run_once,
+            self._step_again,
             stop=stop,
             wake=wake,
             poll_interval=self.poll_interval,
             name=self.name,
             kind="worker",
         )
+
+    async def _step_again(self) -> bool:
+        """One unit of work, then whether to go on at once: only if more work may be waiting
+        that this step could not take (a full claim, timers just fired). Work committed while
+        the step ran rings `wake` (`wakeup.WakeOne` rings a busy worker too), so the loop looks
+        again for it without a claim that finds nothing after every batch: at low load that
+        empty claim was a transaction per message."""
+        done = await self.run_once()
+        return done > 0 and self._more
 
     async def run_once(self) -> int:
         """One unit of work: due timers and orphan events (when idle, or at most every
@@ -109,6 +119,7 @@ class EventWorker:
             # cancellation (shutdown waits for it; a crash rolls it back as a whole).
             done = await asyncio.shield(self._step(conn))
         self._idle = done == 0
+        self._more = self._more or bool(fired)
         return done + len(fired)
 
     def _recorded(self, rec: Any) -> None:
@@ -155,6 +166,7 @@ class EventWorker:
         writes = Writes(claim=self.handoff.claim() if self.handoff is not None else None)
         ids = IdPool()
         handled: list[Any] = []
+        self._more = False
         async with conn.transaction():
             events = await conn.fetch(
                 q("claim_batch"), self.conversations_per_claim, self.events_per_conversation
@@ -168,6 +180,9 @@ class EventWorker:
                     by_conversation[e["c_id"]] = []
                     conversations.append({k: e["c_" + k] for k in CONVERSATION_COLUMNS})
                 by_conversation[e["c_id"]].append(e)
+            self._more = len(conversations) >= self.conversations_per_claim or any(
+                len(evs) >= self.events_per_conversation for evs in by_conversation.values()
+            )
             for conversation in conversations:
                 structlog.contextvars.bind_contextvars(conversation_id=conversation["id"])
                 try:

@@ -126,6 +126,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "default (3d). With a soak, shows whether the tables stay bounded",
     )
     p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="[service] workers in the service's config: event workers per process "
+        "(default: the service's default)",
+    )
+    p.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -221,7 +228,12 @@ class Bench:
         graph_url = self.graph_url = await self.standin.start()
         config_path = self.workdir / "orchestrator.toml"
         config_path.write_text(
-            config_toml(graph_url, standby=not args.no_standby, retention=args.retention),
+            config_toml(
+                graph_url,
+                standby=not args.no_standby,
+                retention=args.retention,
+                workers=args.workers,
+            ),
             encoding="utf-8",
         )
         results: dict[str, Any] = {

@@ -110,13 +110,21 @@ def secrets_env() -> dict[str, str]:
     return {n: f"bench-{secrets.token_hex(12)}" for n in names}
 
 
-def config_toml(graph_url: str, *, standby: bool = True, retention: str | None = None) -> str:
+def config_toml(
+    graph_url: str,
+    *,
+    standby: bool = True,
+    retention: str | None = None,
+    workers: int | None = None,
+) -> str:
     """Live mode, the echo bot as the primary in-process app and a human helpdesk in
     standby (as in config/orchestrator.toml), Graph hosts at the stand-in, rate limits
     lifted (the stand-in is not Meta: the benchmark measures the engine, not the limiter).
     `retention` (e.g. "2m"): `[service] retention`, for a soak that shows the tables
-    bounded; None leaves the service's default."""
-    retention_line = f'retention = "{retention}"\n' if retention else ""
+    bounded; None leaves the service's default. `workers`: `[service] workers`, likewise."""
+    service_lines = f'retention = "{retention}"\n' if retention else ""
+    if workers is not None:
+        service_lines += f"workers = {workers}\n"
     return f"""\
 # Written by tests/bench for one run.
 [service]
@@ -126,7 +134,7 @@ port = 8080                 # PORT overrides, per process
 public_url = "https://bench.example.test"   # live mode requires an https public URL
 facebook_graph_url = "{graph_url}"
 instagram_graph_url = "{graph_url}"
-{retention_line}
+{service_lines}
 [[accounts]]
 name = "bench-shop"
 instagram_account_id = "{ACCOUNT_ID}"
