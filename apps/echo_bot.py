@@ -13,6 +13,8 @@ from orchestrator.engine.subapps import AppContext, Delivery
 
 
 class EchoBot:
+    inline = True  # answers from memory: called inside the worker's step (subapps.SubApp)
+
     def __init__(self, ctx: AppContext | None = None) -> None:
         self.ctx = ctx
 

@@ -31,6 +31,10 @@ class Intent:
 
 
 class FaqBot:
+    # Keyword rules in memory, no I/O per message: called inside the worker's step, so a
+    # reply costs one transaction (orchestrator/engine/subapps.py, SubApp).
+    inline = True
+
     def __init__(self, ctx: AppContext | None = None, rules_path: str | Path | None = None):
         options = dict(ctx.app.options) if ctx else {}
         chosen = rules_path or options.get("rules")

@@ -24,7 +24,7 @@ from orchestrator.engine.maintenance import maintain
 from orchestrator.engine.policy import build_policy
 from orchestrator.engine.processing import ConversationProcessor
 from orchestrator.engine.runtime import Runtime
-from orchestrator.engine.subapps import AppContext, load_subapp
+from orchestrator.engine.subapps import AppContext, load_subapp, runs_inline
 from orchestrator.engine.wakeup import (
     CHANNEL,
     LISTENER_NAME,
@@ -134,6 +134,13 @@ def _runtime_ctx(graph_base_url: str | None):  # type: ignore[no-untyped-def]
             handler = load_subapp(i, a, AppContext(app=a, config=config, http=app[HTTP]))
             if handler is not None:
                 subapps[a.name] = handler
+                log.info(
+                    "subapp_loaded",
+                    app=a.name,
+                    called="inline, in the worker's step"
+                    if not a.url and runs_inline(handler)
+                    else "through the outbox, in its own lane",
+                )
         app[RUNTIME] = Runtime(
             config=config,
             pool=app[POOL],

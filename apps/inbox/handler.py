@@ -18,6 +18,8 @@ PREFIX = "/inbox"
 
 
 class Inbox:
+    inline = True  # answers nothing, at once (subapps.SubApp)
+
     def __init__(self, ctx: AppContext) -> None:
         self.app = ctx.app
 

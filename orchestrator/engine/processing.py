@@ -16,6 +16,7 @@ import structlog
 from orchestrator.engine.inline import MAX_DEPTH, call_inline
 from orchestrator.engine.outbox_rows import NO_HANDLER, OutboxRow, describe, rows_for
 from orchestrator.engine.runtime import Runtime
+from orchestrator.engine.subapps import runs_inline
 from orchestrator.engine.triggers import action_trigger, trigger_for
 from orchestrator.engine.writes import TranscriptLine, Writes
 from orchestrator.ingress.events import Event, EventKind
@@ -50,8 +51,12 @@ class IdPool:
 class ConversationProcessor:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
+        # Only handlers that declare `inline = True` (subapps.SubApp): a handler that waits
+        # on the network would hold every conversation of the batch until it answered.
         self.inline_apps = {
-            a.name for a in rt.config.apps if a.handler and not a.url and a.name in rt.subapps
+            a.name
+            for a in rt.config.apps
+            if a.handler and not a.url and runs_inline(rt.subapps.get(a.name))
         }
 
     async def process(

@@ -42,6 +42,14 @@ class Delivery:
 
 @runtime_checkable
 class SubApp(Protocol):
+    """An app's handler. An in-process handler may also declare `inline = True` (a class
+    attribute): it answers from memory, without waiting on the network or the disk, and the
+    worker then calls it inside its claim of the conversation (engine/inline.py): its
+    actions are decided in the same step, one transaction per reply. Any other handler (an
+    LLM, a remote API: `inline` absent or False) is delivered through the outbox, in its
+    own lane, concurrently across conversations, so one slow answer never holds back the
+    replies of conversations that share its worker's batch."""
+
     async def handle(self, delivery: Delivery) -> Sequence[Mapping[str, Any]]:
         """Receive one event; return actions (JSON objects such as
         `{"type": "reply", "message": {"text": "Hi"}}`). Standby deliveries are for
@@ -87,6 +95,11 @@ def load_subapp(index: int, app: AppConfig, ctx: AppContext) -> SubApp | None:
     if not isinstance(instance, SubApp) or not inspect.iscoroutinefunction(instance.handle):
         raise SubAppLoadError(f"{where}: {handler} must have `async def handle(self, delivery)`")
     return instance
+
+
+def runs_inline(handler: SubApp | None) -> bool:
+    """Whether the worker may call this handler inside its claim: only when it says so."""
+    return handler is not None and getattr(handler, "inline", False) is True
 
 
 def conversation_summary(conv: Mapping[str, Any], channel: str | None = None) -> dict[str, Any]:
