@@ -106,8 +106,11 @@ class ServiceConfig:
     graph_api_version: str = "v25.0"
     facebook_graph_url: str = "https://graph.facebook.com"
     instagram_graph_url: str = "https://graph.instagram.com"
-    # Event workers per process: each claims many conversations per transaction.
-    workers: int = 2
+    # Event workers per process: each claims many conversations per transaction. One is the
+    # default: inline handlers answer from memory (subapps.SubApp), so a batch is CPU work
+    # and one event loop runs one batch at a time anyway; a second worker split the batches
+    # and claimed what the first had just taken (README "Performance", stop 18).
+    workers: int = 1
     # Dispatcher loops per process; each keeps many rows in flight (max_in_flight in total).
     dispatchers: int = 1
     # Graph calls and vendor deliveries in flight at once per process (one per lane).
