@@ -24,7 +24,7 @@ from orchestrator.engine.maintenance import maintain
 from orchestrator.engine.policy import build_policy
 from orchestrator.engine.processing import ConversationProcessor
 from orchestrator.engine.runtime import Runtime
-from orchestrator.engine.subapps import AppContext, load_subapp, runs_inline
+from orchestrator.engine.subapps import AppContext, how_called, load_subapp
 from orchestrator.engine.wakeup import (
     CHANNEL,
     LISTENER_NAME,
@@ -134,13 +134,7 @@ def _runtime_ctx(graph_base_url: str | None):  # type: ignore[no-untyped-def]
             handler = load_subapp(i, a, AppContext(app=a, config=config, http=app[HTTP]))
             if handler is not None:
                 subapps[a.name] = handler
-                log.info(
-                    "subapp_loaded",
-                    app=a.name,
-                    called="inline, in the worker's step"
-                    if not a.url and runs_inline(handler)
-                    else "through the outbox, in its own lane",
-                )
+                log.info("subapp_loaded", app=a.name, called=how_called(a, handler))
         app[RUNTIME] = Runtime(
             config=config,
             pool=app[POOL],

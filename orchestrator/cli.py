@@ -188,9 +188,16 @@ def _check_config(config: Config) -> int:
         # Every (account, app) pair and where its token comes from (never the token itself).
         for app in config.apps:
             print(f"    token of {app.name}: {config.token_key(acc, app)}")
-    for app in config.apps:
+    from orchestrator.engine.subapps import AppContext, how_called, load_subapp
+
+    for i, app in enumerate(config.apps):
         how = app.handler or app.url or "REST API only"
-        print(f"  app {app.name}: id {app.app_id}, {app.role}, {app.kind}, receives via {how}")
+        # Built again as `serve` builds it (the config check built it once already).
+        called = how_called(app, load_subapp(i, app, AppContext(app=app, config=config)))
+        print(
+            f"  app {app.name}: id {app.app_id}, {app.role}, {app.kind}, receives via {how}"
+            f" ({called})"
+        )
     if config.generated_secrets:
         print(f"  sandbox placeholders for: {', '.join(config.generated_secrets)}")
     return 0

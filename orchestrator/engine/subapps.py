@@ -102,6 +102,17 @@ def runs_inline(handler: SubApp | None) -> bool:
     return handler is not None and getattr(handler, "inline", False) is True
 
 
+def how_called(app: AppConfig, handler: SubApp | None) -> str:
+    """How deliveries reach an app, in words (start-up log, `check-config`)."""
+    if handler is None:
+        return "not called: it acts through the REST API"
+    if app.url:
+        return "signed HTTP POST through the outbox, in its own lane"
+    if runs_inline(handler):
+        return "inline, in the worker's step"
+    return "through the outbox, in its own lane: the class does not declare inline = True"
+
+
 def conversation_summary(conv: Mapping[str, Any], channel: str | None = None) -> dict[str, Any]:
     """What a sub-app is told about the conversation with each delivery. `channel` is
     "instagram" (customer_id an IGSID, account_id the Instagram account) or "messenger"

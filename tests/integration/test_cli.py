@@ -31,6 +31,26 @@ def test_check_config_accepts_the_shipped_sandbox_config(
     assert main(["--config", str(ROOT / "config" / "orchestrator.toml"), "check-config"]) == 0
     out = capsys.readouterr().out
     assert "OK (sandbox mode)" in out and "app bot: id 1111111111, primary, bot" in out
+    assert "receives via apps.faq_bot:FaqBot (inline, in the worker's step)" in out
+
+
+def test_check_config_says_a_handler_without_inline_goes_through_the_outbox(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The integrator's first LLM bot: check-config says how it will be called."""
+    monkeypatch.delenv("ORCHESTRATOR_MODE", raising=False)
+    text = (ROOT / "config" / "orchestrator.toml").read_text(encoding="utf-8")
+    config = tmp_path / "orchestrator.toml"
+    config.write_text(
+        text.replace("apps.faq_bot:FaqBot", "tests.e2e.test_slow_handler:GatedBot"),
+        encoding="utf-8",
+    )
+    assert main(["--config", str(config), "check-config"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "receives via tests.e2e.test_slow_handler:GatedBot (through the outbox, in its own "
+        "lane: the class does not declare inline = True)" in out
+    )
 
 
 def test_diagram_prints_mermaid(capsys: pytest.CaptureFixture[str]) -> None:
