@@ -64,6 +64,9 @@ async def test_a_slow_answer_does_not_hold_back_another_conversations_reply(db_u
                 return "re: Hallo" in await texts(sb, FAST)
 
             await wait_for(fast_answered, timeout=15)
+            # Through the outbox as inline: told it is automation before the first reply.
+            fast = await texts(sb, FAST)
+            assert fast == ["Sie schreiben mit einem Bot.", "re: Hallo"]
             for customer in SLOW:
                 assert "re: Hallo" not in await texts(sb, customer)  # still waiting
 
