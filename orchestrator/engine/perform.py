@@ -112,7 +112,7 @@ def window_at_send(rt: Runtime, row: Mapping[str, Any]) -> tuple[str, str | None
         view = ConversationView(
             last_customer_message_at=parse_datetime(last, "view.last_customer_message_at")
         )
-    else:  # JSON text
+    else:  # a view stored as JSON text inside jsonb (tests/integration/test_outbox.py does)
         view = ConversationView.from_json(stored)
     verdict = check_send(
         view, rt.clock.now(), author_kind="human" if human else "bot", policy=rt.policy

@@ -51,13 +51,10 @@ class IdPool:
 class ConversationProcessor:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        # Only handlers that declare `inline = True` (subapps.SubApp): a handler that waits
-        # on the network would hold every conversation of the batch until it answered.
-        self.inline_apps = {
-            a.name
-            for a in rt.config.apps
-            if a.handler and not a.url and runs_inline(rt.subapps.get(a.name))
-        }
+        # Only handlers that declare `inline = True` (subapps.SubApp; the HTTP vendor
+        # adapter never does): one that waits on the network would hold every conversation
+        # of the batch until it answered.
+        self.inline_apps = {name for name, handler in rt.subapps.items() if runs_inline(handler)}
 
     async def process(
         self,

@@ -15,11 +15,17 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
-async def test_a_poke_wakes_one_waiting_worker_and_the_next_poke_another() -> None:
+async def _two_waiting() -> tuple[WakeOne, list[asyncio.Future[bool]]]:
+    """A doorbell with two workers waiting on it (their waits, in member order)."""
     bell = WakeOne()
     first, second = bell.member(), bell.member()
     waits = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())]
     await _settle()
+    return bell, waits
+
+
+async def test_a_poke_wakes_one_waiting_worker_and_the_next_poke_another() -> None:
+    bell, waits = await _two_waiting()
 
     bell.set()
     await _settle()
@@ -31,10 +37,7 @@ async def test_a_poke_wakes_one_waiting_worker_and_the_next_poke_another() -> No
 
 
 async def test_two_pokes_before_the_first_woken_worker_runs_wake_two() -> None:
-    bell = WakeOne()
-    first, second = bell.member(), bell.member()
-    waits = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())]
-    await _settle()
+    bell, waits = await _two_waiting()
     bell.set()
     bell.set()  # the first is woken but has not run yet: this one is for the second
     await _settle()
